@@ -1,0 +1,280 @@
+"""The runtime every script of the chapter shares, kept small so each script stays readable on its own.
+
+- `RunConfig`: the fields every hyperparameter dataclass has (seed, device, run directory, --show).
+- `parse_config(Config)`: one `--field-name` option per dataclass field; the help text is the field's comment.
+- `resolve_device("auto" | "cpu" | "cuda" | "cuda:N")` and `seed_everything(seed)`.
+- `RunDir`: config.json, metrics.csv, PNG plots, summary.json and checkpoints, each written atomically
+  (a temporary file, then a rename), so Ctrl+C never leaves a half-written file.
+- `save_checkpoint` / `load_checkpoint`: atomic save, `torch.load(..., weights_only=True)`.
+- `UsageError` and `cli(main, Config)`: bad input ends with one line naming the problem and the fix, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import inspect
+import io
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, get_type_hints
+
+import numpy as np
+import torch
+
+
+class UsageError(Exception):
+    """Bad input from the user: the message names the problem and the fix, in one line."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a UsageError with `message` unless `condition` holds (for validating hyperparameters)."""
+    if not condition:
+        raise UsageError(message)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hyperparameters and the command line
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Fields shared by every script's hyperparameter dataclass (the scripts' own fields follow them)."""
+
+    seed: int = 1  # random seed: the same seed on the CPU gives the same numbers
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+    run_dir: str = ""  # where outputs go; empty: runs/<script>/<date-time>
+    show: bool = False  # also open the plots in a window at the end
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.seed, int) and self.seed >= 0, f"--seed must be a non-negative integer, got {self.seed}")
+        check_device_spec(self.device)
+
+
+def field_comments(config_cls: type) -> dict[str, str]:
+    """The trailing `# comment` of each field line in the dataclass source (and its bases): the help texts."""
+    comments: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(cls) or cls is object:
+            continue
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        for line in source.splitlines():
+            m = re.match(r"\s+(\w+)\s*:[^=#]+=[^#]*#\s*(.*)$", line)
+            if m:
+                comments[m.group(1)] = m.group(2).strip()
+    return comments
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but an error is one line (problem and fix) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(config_cls: type, description: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    hints = get_type_hints(config_cls)
+    comments = field_comments(config_cls)
+    for field in dataclasses.fields(config_cls):
+        option = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+        help_text = comments.get(field.name, "")
+        if kind is bool:
+            parser.add_argument(option, dest=field.name, default=default, help=help_text, action=argparse.BooleanOptionalAction)
+        elif kind in (int, float, str):
+            parser.add_argument(option, dest=field.name, default=default, help=help_text, type=kind, metavar=kind.__name__.upper())
+        else:
+            raise TypeError(f"{config_cls.__name__}.{field.name}: unsupported type {kind!r} for the command line")
+    return parser
+
+
+def parse_config(config_cls: type, argv: list[str] | None = None, description: str | None = None, prog: str | None = None):
+    """Build `config_cls` from the command line; values out of range raise UsageError (see `cli`)."""
+    args = build_parser(config_cls, description, prog).parse_args(argv)
+    return config_cls(**vars(args))
+
+
+def cli(main: Callable[[Any], dict], config_cls: type, doc: str | None = None, argv: list[str] | None = None) -> dict:
+    """Run `main(config)` from the command line: bad input gives one line and exit status 2, Ctrl+C exit 130."""
+    prog = Path(sys.argv[0]).name if argv is None else None
+    description = doc.strip().split("\n\n")[0] if doc else None
+    try:
+        config = parse_config(config_cls, argv, description, prog)
+        return main(config)
+    except UsageError as error:
+        print(f"{prog or 'error'}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the files written so far are complete; the run stopped here.", file=sys.stderr)
+        sys.exit(130)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Device and seeds
+# ----------------------------------------------------------------------------------------------------------
+
+
+def check_device_spec(spec: str) -> None:
+    require(
+        isinstance(spec, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", spec) is not None,
+        f"--device {spec!r} is not a device: use auto, cpu, cuda or cuda:N",
+    )
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`auto` is CUDA when present, else the CPU; asking for CUDA without one is a UsageError."""
+    check_device_spec(spec)
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {spec}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
+    device = torch.device(spec)
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise UsageError(f"--device {spec}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and torch; return a NumPy generator for the script's own randomness."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Files: atomic writes, checkpoints, the run directory
+# ----------------------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[io.IOBase], None], binary: bool = False) -> Path:
+    """Write through `write(file)` into a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(state_dict: dict, path: str | os.PathLike) -> Path:
+    """Save a state_dict atomically (never a half-written checkpoint, even on Ctrl+C)."""
+    cpu_state = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state_dict.items()}
+    return atomic_write(path, lambda f: torch.save(cpu_state, f), binary=True)
+
+
+def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = None, hint: str = "") -> dict:
+    """Load a state_dict with `weights_only=True`; a missing or incompatible file is a UsageError."""
+    path = Path(path)
+    fix = f" {hint}" if hint else ""
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} not found.{fix}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise UsageError(f"checkpoint {path} cannot be read as a torch state_dict ({type(error).__name__}).{fix}") from None
+    if not isinstance(state, dict):
+        raise UsageError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict.{fix}")
+    if model is not None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()
+            detail = first[1].strip() if len(first) > 1 else first[0]
+            raise UsageError(f"checkpoint {path} does not fit this model ({detail}).{fix}") from None
+    return state
+
+
+class RunDir:
+    """One run's outputs: config.json, metrics.csv, PNG plots, summary.json, checkpoints; all atomic."""
+
+    def __init__(self, script: str, config: Any):
+        if config.run_dir:
+            path = Path(config.run_dir)
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = Path("runs") / script / stamp
+            n = 2
+            while path.exists():
+                path = Path("runs") / script / f"{stamp}-{n}"
+                n += 1
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--run-dir {path} is a file: give a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.show = bool(getattr(config, "show", False))
+        self.rows: list[dict] = []
+        self.write_json("config.json", dataclasses.asdict(config))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, data: dict) -> Path:
+        return atomic_write(self.file(name), lambda f: json.dump(data, f, indent=2, default=str))
+
+    def log(self, **metrics: Any) -> None:
+        """Append one row to metrics.csv (rewritten whole and atomically: small, and never half-written)."""
+        self.rows.append(metrics)
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+
+        def write(f):
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+        atomic_write(self.file("metrics.csv"), write)
+
+    def save_figure(self, fig, name: str) -> Path:
+        """Save a matplotlib figure as PNG atomically, then close it (it stays open only with --show)."""
+        import matplotlib.pyplot as plt
+
+        path = atomic_write(self.file(name), lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True)
+        if not self.show:
+            plt.close(fig)
+        return path
+
+    def save_checkpoint(self, state_dict: dict, name: str) -> Path:
+        return save_checkpoint(state_dict, self.file(name))
+
+    def finish(self, summary: dict, headline: str) -> dict:
+        """Write summary.json, print the one-line summary, and open the plots when --show was given."""
+        self.write_json("summary.json", summary)
+        print(f"{headline} | files in {self.path}/")
+        if self.show:
+            import matplotlib.pyplot as plt
+
+            plt.show()
+        return summary
+
+
+def use_display(show: bool) -> None:
+    """Plots are written to files without a display; a window opens only with --show."""
+    import matplotlib
+
+    if not show:
+        matplotlib.use("Agg")
