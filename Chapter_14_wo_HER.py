@@ -312,7 +312,7 @@ def train(config: Config, hindsight=None, script: str = "Chapter_14_wo_HER") -> 
 
     # The final figure: the greedy policy on fresh episodes it never saw.
     success_rate, mean_return = evaluate(model, config, 100, seed=2**31 - 1 - config.seed)
-    plot_learning_curve(run, script)
+    plot_learning_curve(run, f"{script}: {config.num_bits} bits, seed {config.seed}")
     summary = dict(
         success_rate=success_rate,
         mean_return=mean_return,

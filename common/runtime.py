@@ -167,6 +167,10 @@ def seed_everything(seed: int) -> np.random.Generator:
 # ----------------------------------------------------------------------------------------------------------
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[io.IOBase], None], binary: bool = False) -> Path:
     """Write through `write(file)` into a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
@@ -175,6 +179,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.IOBase], None], bi
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -168,3 +168,11 @@ def test_default_run_dir_is_under_runs_script(tmp_path, monkeypatch):
     second = RunDir("toy", ToyConfig())
     assert first.path.parent == second.path.parent == tmp_path.joinpath("runs", "toy").relative_to(tmp_path)
     assert first.path != second.path
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    """Not mkstemp's owner-only 0600: what open() would have given under the process umask."""
+    from common import runtime
+
+    path = atomic_write(tmp_path / "f.txt", lambda f: f.write("x"))
+    assert path.stat().st_mode & 0o777 == 0o666 & ~runtime._UMASK
