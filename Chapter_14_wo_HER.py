@@ -14,8 +14,8 @@ Run it:
     python Chapter_14_wo_HER.py --num-bits 8 --max-frames 50000 --device cpu
     python Chapter_14_wo_HER.py --help           # every hyperparameter
 
-Time of the default run: about 1 minute on a 2-core CPU (measured figures in the README); a GPU does not help
-a network this small.
+Time of the default run: about 70 s on a 2-core CPU (66 s of training, measured; README); no GPU time measured
+yet, and a network this small has little to gain there.
 Writes (under runs/Chapter_14_wo_HER/<date-time>/ or --run-dir): config.json, metrics.csv (one row per
 epoch: success rate, mean return, TD loss, greedy success), learning_curve.png, summary.json.
 """
@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.runtime import RunConfig, RunDir, cli, require, resolve_device, seed_everything, use_display
+from common.runtime import RunConfig, RunDir, cli, require, setup
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Config(RunConfig):
         require(self.num_bits >= 1, f"--num-bits must be at least 1, got {self.num_bits}")
         require(self.max_frames >= 1, f"--max-frames must be at least 1, got {self.max_frames}")
         require(self.max_steps >= 0, f"--max-steps must be >= 0 (0 means num_bits), got {self.max_steps}")
-        for name in ("threads", "batch_size", "episodes_per_cycle", "cycles_per_epoch", "buffer_size", "hidden_size", "eval_episodes"):
+        for name in ("batch_size", "episodes_per_cycle", "cycles_per_epoch", "buffer_size", "hidden_size", "eval_episodes"):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
         require(self.updates_per_cycle >= 0, f"--updates-per-cycle must be >= 0, got {self.updates_per_cycle}")
@@ -255,10 +255,7 @@ def evaluate(model: Model, config: Config, episodes: int, seed: int) -> tuple[fl
 
 def train(config: Config, hindsight=None, script: str = "Chapter_14_wo_HER") -> dict:
     """DQN training; `hindsight(episodes, replay_buffer, rng)`, when given, adds relabelled transitions."""
-    device = resolve_device(config.device)
-    rng = seed_everything(config.seed)
-    torch.set_num_threads(config.threads)
-    use_display(config.show)
+    device, rng = setup(config)
     run = RunDir(script, config)
 
     env = Env(config.num_bits, config.episode_length, num_envs=config.episodes_per_cycle, seed=config.seed)

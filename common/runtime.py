@@ -53,10 +53,12 @@ class RunConfig:
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
     run_dir: str = ""  # where outputs go; empty: runs/<script>/<date-time>
     show: bool = False  # also open the plots in a window at the end
+    threads: int = 0  # CPU threads for torch; 0 leaves torch's default
 
     def __post_init__(self) -> None:
         require(isinstance(self.seed, int) and self.seed >= 0, f"--seed must be a non-negative integer, got {self.seed}")
         check_device_spec(self.device)
+        require(self.threads >= 0, f"--threads must be >= 0 (0: torch's default), got {self.threads}")
 
 
 def field_comments(config_cls: type) -> dict[str, str]:
@@ -152,6 +154,16 @@ def resolve_device(spec: str) -> torch.device:
     if device.index is not None and device.index >= count:
         raise UsageError(f"--device {spec}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return device
+
+
+def setup(config: RunConfig) -> tuple[torch.device, np.random.Generator]:
+    """What every script does first: resolve the device, set torch's CPU threads, seed everything, choose the
+    plotting backend. Returns the device and a NumPy generator for the script's own randomness."""
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    use_display(config.show)
+    return device, seed_everything(config.seed)
 
 
 def seed_everything(seed: int) -> np.random.Generator:
