@@ -64,6 +64,7 @@ class Config(RunConfig):
     eval_tasks: int = 600  # meta-test tasks, as in the MAML paper
     log_every: int = 10  # iterations averaged into one row of metrics.csv
     threads: int = 1  # CPU threads for torch: 1 is fastest for 5-image batches (bench/maml_speed.py)
+    mkldnn: bool = False  # oneDNN convolutions on the CPU; off is faster for 5-image batches (bench/maml_speed.py)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -273,6 +274,7 @@ def fixed_tasks(sampler: TaskSampler, count: int, seed: int, device: torch.devic
 
 def main(config: Config) -> dict:
     device, _ = setup(config)
+    torch.backends.mkldnn.enabled = config.mkldnn
     train_images, train_labels = load_split(config, train=True, device=device)
     test_images, test_labels = load_split(config, train=False, device=device)
     train_tasks = TaskSampler(train_labels, config.ways, config.shots, config.query_shots, "training")

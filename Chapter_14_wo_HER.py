@@ -50,7 +50,7 @@ class Config(RunConfig):
     lr: float = 1e-3  # Adam learning rate (the book: 1e-3)
     hidden_size: int = 256  # units of the Model's hidden layer (the book: 256)
     tau: float = 0.05  # target network update after each cycle: target += tau * (model - target) (book: never)
-    eval_episodes: int = 100  # fresh episodes for the greedy evaluation after each epoch and at the end
+    eval_episodes: int = 100  # fresh episodes of the greedy evaluation after each epoch (the final one: 100)
     threads: int = 1  # CPU threads for torch: 1 is fastest for a network this small (bench/her_speed.py)
 
     def __post_init__(self) -> None:

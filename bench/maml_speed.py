@@ -8,7 +8,7 @@ same loop fed by learn2learn's upstream `meta_mnist.py` task pipeline, in one ru
   normalised once, kept as one tensor on the device, each task gathered with two indexing operations.
 
 Both feed the identical `meta_step` (the book's loop) of Chapter_14_learn.py. Rows also split the time into
-task sampling and compute, and show the CPU variants (torch threads 1 or 2).
+task sampling and compute, and show the CPU variants (torch threads 1 or 2, oneDNN convolutions on or off).
 
 Data: real MNIST when data/MNIST/raw holds it (or --data-dir), else MNIST-format files of MNIST's size
 (60,000 + 10,000 synthetic images) written to a temporary folder: sampling costs depend on the dataset's
@@ -74,8 +74,9 @@ def our_tasks(data_dir: str, device: torch.device):
     return (lambda device: learn.gather(images, *sampler.sample(), device)), setup
 
 
-def measure(name: str, sample, setup: float, device: torch.device, iterations: int, threads: int) -> dict:
+def measure(name: str, sample, setup: float, device: torch.device, iterations: int, threads: int, mkldnn: bool) -> dict:
     torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = mkldnn
     torch.manual_seed(0)
     random.seed(0)
     meta_model = l2l.algorithms.MAML(learn.Net(WAYS).to(device), lr=0.01)
@@ -96,7 +97,7 @@ def measure(name: str, sample, setup: float, device: torch.device, iterations: i
         sample(device)
     sync()
     per_task = (time.perf_counter() - start) / (5 * TPS)
-    return dict(pipeline=name, device=str(device), threads=threads, s_per_iteration=per_iteration,
+    return dict(pipeline=name, device=str(device), threads=threads, mkldnn=mkldnn, s_per_iteration=per_iteration,
                 ms_sampling_per_task=1e3 * per_task, s_sampling_per_iteration=per_task * TPS, s_setup=setup)
 
 
@@ -122,12 +123,13 @@ def main() -> None:
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
         for device in devices:
             ours_sample, ours_setup = our_tasks(data_dir, device)
-            for threads in ((1, 2) if device.type == "cpu" else (1,)):
-                rows.append(measure("upstream (NWays, KShots, LoadData, RemapLabels, ConsecutiveLabels)", upstream_sample, upstream_setup, device, args.iterations, threads))
-                rows.append(measure("ours (FusedNWaysKShots, images on the device)", ours_sample, ours_setup, device, args.iterations, threads))
+            variants = [(1, False), (1, True), (2, False), (2, True)] if device.type == "cpu" else [(1, True)]
+            for threads, mkldnn in variants:
+                rows.append(measure("upstream (NWays, KShots, LoadData, RemapLabels, ConsecutiveLabels)", upstream_sample, upstream_setup, device, args.iterations, threads, mkldnn))
+                rows.append(measure("ours (FusedNWaysKShots, images on the device)", ours_sample, ours_setup, device, args.iterations, threads, mkldnn))
                 rows[-1]["speedup"] = rows[-2]["s_per_iteration"] / rows[-1]["s_per_iteration"]
     report("maml_speed", dict(ways=WAYS, shots=SHOTS, tasks_per_iteration=TPS, adaptation_steps=FAS, iterations=args.iterations, data=data),
-           rows, ["pipeline", "device", "threads", "s_per_iteration", "ms_sampling_per_task", "s_setup", "speedup"], args.out)
+           rows, ["pipeline", "device", "threads", "mkldnn", "s_per_iteration", "ms_sampling_per_task", "s_setup", "speedup"], args.out)
 
 
 if __name__ == "__main__":

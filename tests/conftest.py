@@ -40,3 +40,10 @@ def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 
         text=True,
         timeout=timeout,
     )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
+    """Bad input: exit status 2 and one line on stderr that contains `message`."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr, result.stderr

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, assert_one_line_error, run_script
 
 SCRIPTS = ["Chapter_14_wo_HER.py", "Chapter_14_HER.py"]
 TINY = ["--num-bits", "5", "--max-frames", "1500", "--cycles-per-epoch", "5", "--batch-size", "16", "--device", "cpu"]
@@ -58,8 +58,7 @@ def test_help_lists_every_hyperparameter(script):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
     run_dir = tmp_path / "run"
     result = run_script("Chapter_14_HER.py", *args, "--run-dir", str(run_dir), cwd=tmp_path)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert_one_line_error(result, message)
     assert list(tmp_path.iterdir()) == []
 
 

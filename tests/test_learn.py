@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.conftest import load_script, run_script
+from tests.conftest import assert_one_line_error, load_script, run_script
 from tests.mnist_files import write_mnist
 
 learn = load_script("Chapter_14_learn.py")
@@ -142,15 +142,14 @@ def test_cli_smoke_digits(tmp_path):
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path, mnist_dir):
     result = run_script("Chapter_14_learn.py", "--data-dir", str(mnist_dir), *args, "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert_one_line_error(result, message)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_data_dir_that_is_a_file(tmp_path):
     (tmp_path / "data").write_text("not a folder")
     result = run_script("Chapter_14_learn.py", "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
-    assert result.returncode == 2 and "is a file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(result, "is a file: give a directory")
     assert not (tmp_path / "run").exists()
 
 
