@@ -1,0 +1,268 @@
+"""A2C on MiniPacman: the model-free agent of "Imagination and reasoning in RL" (chapter 14).
+
+This agent plays MiniPacman (DeepMind's PillEater, `common/minipacman.py`) in 16 environments at once and
+learns with advantage actor-critic: 5 steps in every environment, then one update of the policy (actor) and
+the value estimate (critic) on those 80 transitions. Its play later supplies the transitions from which
+Chapter_14_Imagination.py learns an environment model, and it is the model-free baseline of Chapter_14_I2A.py.
+
+The book's `OnPolicy`, `ActorCritic` and loop, with `SubprocVecEnv` and `RolloutStorage` from `common/`.
+
+Run it:
+    python Chapter_14_Imagine_A2C.py                         # regular mode, 10,000 updates (800,000 frames)
+    python Chapter_14_Imagine_A2C.py --mode hunt --num-frames 2000
+    python Chapter_14_Imagine_A2C.py --help
+
+Time of the default run: TIMING on a 2-core CPU (measured; README).
+Writes (under runs/Chapter_14_Imagine_A2C/<date-time>/ or --run-dir): config.json, metrics.csv (every
+`log_every` updates: mean return and length of the last 100 finished episodes, losses, entropy, frames per
+second), learning_curve.png, episode.gif (the trained agent playing one episode), actor_critic_<mode> (the
+state_dict, also copied to --checkpoint-dir, where Chapter_14_Imagination.py looks for it), summary.json.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from common.minipacman import MODES, MiniPacman, save_gif
+from common.rollout import RolloutStorage
+from common.runtime import RunConfig, RunDir, cli, require, save_checkpoint, setup
+from common.vec_env import VEC_ENVS, make_vec_env
+
+
+@dataclass
+class Config(RunConfig):
+    mode: str = "regular"  # MiniPacman task: regular, avoid, hunt, ambush or rush (the book: regular)
+    num_envs: int = 16  # environments played side by side (the book: 16)
+    frame_cap: int = 1000  # steps after which an episode is cut (truncated) (the book: 1000)
+    num_frames: int = 10_000  # number of updates, each of num_steps x num_envs frames (the book: 10,000)
+    num_steps: int = 5  # steps per environment between two updates (the book: 5)
+    gamma: float = 0.99  # discount (the book: 0.99)
+    entropy_coef: float = 0.01  # weight of the entropy bonus (the book: 0.01)
+    value_loss_coef: float = 0.5  # weight of the critic's loss (the book: 0.5)
+    max_grad_norm: float = 0.5  # gradient clipping (the book: 0.5)
+    lr: float = 7e-4  # RMSprop learning rate (the book: 7e-4)
+    eps: float = 1e-5  # RMSprop epsilon (the book: 1e-5)
+    alpha: float = 0.99  # RMSprop smoothing (the book: 0.99)
+    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
+    log_every: int = 100  # updates between two rows of metrics.csv
+    gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
+    checkpoint_dir: str = "checkpoints"  # also save actor_critic_<mode> here, for Chapter_14_Imagination.py
+    threads: int = 1  # CPU threads for torch (bench/a2c_speed.py)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
+        require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
+        for name in ("num_envs", "num_frames", "num_steps", "frame_cap", "log_every"):
+            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        require(0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}")
+        require(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        require(self.gif_frames >= 0, f"--gif-frames must be >= 0, got {self.gif_frames}")
+
+
+class OnPolicy(nn.Module):
+    """What an on-policy agent offers the loop: acting, and the log-probabilities of actions taken."""
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def act(self, x: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        logit, _ = self.forward(x)
+        if deterministic:
+            return logit.argmax(dim=1, keepdim=True)
+        return torch.multinomial(F.softmax(logit, dim=1), 1)
+
+    def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor):
+        logit, value = self.forward(x)
+        probs = F.softmax(logit, dim=1)
+        log_probs = F.log_softmax(logit, dim=1)
+        action_log_probs = log_probs.gather(1, action)
+        entropy = -(probs * log_probs).sum(1).mean()
+        return logit, action_log_probs, value, entropy
+
+
+class ActorCritic(OnPolicy):
+    """The book's network: two convolutions (768 features), a 256-unit layer, a critic and an actor head.
+    Parameter names and shapes are the book's, so its published `actor_critic_regular` loads."""
+
+    def __init__(self, in_shape, num_actions: int):
+        super().__init__()
+        self.in_shape = in_shape
+        self.features = nn.Sequential(
+            nn.Conv2d(in_shape[0], 16, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, kernel_size=3, stride=2),
+            nn.ReLU(),
+        )
+        self.fc = nn.Sequential(nn.Linear(self.feature_size(), 256), nn.ReLU())
+        self.critic = nn.Linear(256, 1)
+        self.actor = nn.Linear(256, num_actions)
+
+    def forward(self, x: torch.Tensor):
+        x = self.features(x)
+        x = x.view(x.size(0), -1)
+        x = self.fc(x)
+        return self.actor(x), self.critic(x)
+
+    def feature_size(self) -> int:
+        with torch.no_grad():
+            return self.features(torch.zeros(1, *self.in_shape)).view(1, -1).size(1)
+
+
+def make_env(mode: str, frame_cap: int) -> MiniPacman:
+    return MiniPacman(mode, frame_cap)
+
+
+def main(config: Config) -> dict:
+    device, _ = setup(config)
+    run = RunDir("Chapter_14_Imagine_A2C", config)
+
+    envs = make_vec_env([partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env)
+    state_shape = envs.single_observation_space.shape
+    num_actions = envs.single_action_space.n
+
+    actor_critic = ActorCritic(state_shape, num_actions).to(device)
+    optimizer = torch.optim.RMSprop(actor_critic.parameters(), config.lr, eps=config.eps, alpha=config.alpha)
+    rollout = RolloutStorage(config.num_steps, config.num_envs, state_shape, device)
+
+    state, _ = envs.reset(seed=config.seed)
+    rollout.states[0].copy_(torch.from_numpy(state))
+    episode_rewards = np.zeros(config.num_envs)
+    episode_lengths = np.zeros(config.num_envs, dtype=np.int64)
+    finished_returns, finished_lengths = deque(maxlen=100), deque(maxlen=100)
+    all_returns = []
+    losses = []
+
+    start = time.perf_counter()
+    progress = tqdm(range(1, config.num_frames + 1), desc="Chapter_14_Imagine_A2C", unit="update", dynamic_ncols=True)
+    try:
+        for i_update in progress:
+            for step in range(config.num_steps):
+                with torch.no_grad():
+                    action = actor_critic.act(rollout.states[step])
+                next_state, reward, terminated, truncated, info = envs.step(action.squeeze(1).cpu().numpy())
+
+                done = terminated | truncated
+                episode_rewards += reward
+                episode_lengths += 1
+                for i in np.flatnonzero(done):
+                    finished_returns.append(episode_rewards[i])
+                    finished_lengths.append(episode_lengths[i])
+                    all_returns.append((i_update, float(episode_rewards[i])))
+                episode_rewards[done] = 0
+                episode_lengths[done] = 0
+
+                truncation_value = None
+                if truncated.any():  # the frame cap cut these episodes: bootstrap from their real last state
+                    final = torch.from_numpy(np.stack(info["final_obs"][truncated])).to(device)
+                    with torch.no_grad():
+                        values = actor_critic(final)[1].squeeze(1)
+                    truncation_value = torch.zeros(config.num_envs, 1, device=device)
+                    truncation_value[torch.from_numpy(truncated).to(device), 0] = values
+                masks = torch.from_numpy(1.0 - done.astype(np.float32)).unsqueeze(1)
+                rollout.insert(step, torch.from_numpy(next_state), action, torch.from_numpy(reward).float().unsqueeze(1),
+                               masks, truncation_value)
+
+            with torch.no_grad():
+                _, next_value = actor_critic(rollout.states[-1])
+            returns = rollout.compute_returns(next_value, config.gamma)
+
+            logit, action_log_probs, values, entropy = actor_critic.evaluate_actions(
+                rollout.states[:-1].view(-1, *state_shape), rollout.actions.view(-1, 1))
+            values = values.view(config.num_steps, config.num_envs, 1)
+            action_log_probs = action_log_probs.view(config.num_steps, config.num_envs, 1)
+            advantages = returns - values
+            value_loss = advantages.pow(2).mean()
+            action_loss = -(advantages.detach() * action_log_probs).mean()
+
+            optimizer.zero_grad()
+            loss = value_loss * config.value_loss_coef + action_loss - entropy * config.entropy_coef
+            loss.backward()
+            nn.utils.clip_grad_norm_(actor_critic.parameters(), config.max_grad_norm)
+            optimizer.step()
+            rollout.after_update()
+            losses.append(torch.stack([loss.detach(), value_loss.detach(), action_loss.detach(), entropy.detach()]))
+
+            if i_update % config.log_every == 0 or i_update == config.num_frames:
+                seconds = time.perf_counter() - start
+                loss_mean = torch.stack(losses).mean(0).tolist()
+                row = dict(update=i_update, frames=i_update * config.num_steps * config.num_envs,
+                           mean_return_last_100=float(np.mean(finished_returns)) if finished_returns else float("nan"),
+                           mean_length_last_100=float(np.mean(finished_lengths)) if finished_lengths else float("nan"),
+                           episodes=len(all_returns), loss=loss_mean[0], value_loss=loss_mean[1], action_loss=loss_mean[2],
+                           entropy=loss_mean[3], frames_per_s=i_update * config.num_steps * config.num_envs / seconds,
+                           seconds=round(seconds, 2))
+                run.log(**row)
+                losses = []
+                progress.set_postfix(ret=f"{row['mean_return_last_100']:.1f}", ent=f"{row['entropy']:.2f}", fps=f"{row['frames_per_s']:.0f}")
+    finally:
+        envs.close()
+    seconds = time.perf_counter() - start
+
+    name = f"actor_critic_{config.mode}"
+    run.save_checkpoint(actor_critic.state_dict(), name)
+    save_checkpoint(actor_critic.state_dict(), Path(config.checkpoint_dir) / name)
+    plot_learning_curve(run, all_returns, config)
+    if config.gif_frames:
+        frames, gif_return = play_episode(actor_critic, config, device)
+        save_gif(frames, run.file("episode.gif"))
+    frames_done = config.num_frames * config.num_steps * config.num_envs
+    summary = dict(mean_return_last_100=float(np.mean(finished_returns)) if finished_returns else float("nan"),
+                   episodes=len(all_returns), frames=frames_done, updates=config.num_frames, seconds=round(seconds, 2),
+                   frames_per_s=round(frames_done / seconds, 1), mode=config.mode, device=str(device), seed=config.seed,
+                   checkpoint=str(Path(config.checkpoint_dir) / name))
+    return run.finish(summary, f"Chapter_14_Imagine_A2C: {config.mode}, {frames_done} frames in {seconds:.0f} s: mean return "
+                               f"{summary['mean_return_last_100']:.1f} over the last 100 episodes")
+
+
+@torch.no_grad()
+def play_episode(actor_critic: ActorCritic, config: Config, device: torch.device, seed: int = 0):
+    """One episode of the trained agent (sampled actions), its first gif_frames frames and its return."""
+    env = MiniPacman(config.mode, config.frame_cap)
+    state, _ = env.reset(seed=seed)
+    frames, total = [env.render()], 0.0
+    torch.manual_seed(seed)
+    while True:
+        action = actor_critic.act(torch.from_numpy(state).unsqueeze(0).to(device))
+        state, reward, terminated, truncated, _ = env.step(int(action))
+        total += reward
+        if len(frames) < config.gif_frames:
+            frames.append(env.render())
+        if terminated or truncated:
+            return frames, total
+
+
+def plot_learning_curve(run: RunDir, all_returns: list, config: Config) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = run.rows
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    if all_returns:
+        updates, returns = zip(*all_returns)
+        axes[0].scatter(np.array(updates) * config.num_steps * config.num_envs, returns, s=2, alpha=0.25, label="episodes")
+    axes[0].plot([r["frames"] for r in rows], [r["mean_return_last_100"] for r in rows], color="tab:red", label="mean of the last 100")
+    axes[0].set(xlabel="frames", ylabel="episode return")
+    axes[0].legend(fontsize=8)
+    axes[1].plot([r["frames"] for r in rows], [r["value_loss"] for r in rows], label="value loss")
+    axes[1].plot([r["frames"] for r in rows], [r["action_loss"] for r in rows], label="action loss")
+    axes[1].set(xlabel="frames", ylabel="loss")
+    axes[1].legend(fontsize=8)
+    axes[2].plot([r["frames"] for r in rows], [r["entropy"] for r in rows])
+    axes[2].set(xlabel="frames", ylabel="policy entropy")
+    fig.suptitle(f"A2C on MiniPacman {config.mode}, {config.num_envs} envs, seed {config.seed}")
+    fig.tight_layout()
+    run.save_figure(fig, "learning_curve.png")
+
+
+if __name__ == "__main__":
+    cli(main, Config, __doc__)
