@@ -186,3 +186,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
     result = run_script("Chapter_14_Imagine_A2C.py", *args, "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert_one_line_error(result, message)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["avoid", "hunt", "ambush", "rush"])
+def test_every_mode_trains(mode, tmp_path):
+    summary = a2c.main(a2c.Config(mode=mode, num_frames=10, num_envs=2, frame_cap=20, log_every=5, gif_frames=3,
+                                  device="cpu", run_dir=str(tmp_path), checkpoint_dir=str(tmp_path / "ck")))
+    assert summary["mode"] == mode and (tmp_path / "ck" / f"actor_critic_{mode}").exists()

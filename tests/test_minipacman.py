@@ -150,3 +150,26 @@ def test_render_and_gif(tmp_path):
 def test_unknown_mode():
     with pytest.raises(ValueError, match="unknown MiniPacman mode"):
         MiniPacman("chase")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reward_of_each_event_per_mode(mode):
+    from common.minipacman import REWARD_TABLE
+
+    table = REWARD_TABLE[mode]
+
+    def one_step(prepare):
+        env = MiniPacman(mode, 1000)
+        env.reset(seed=0)
+        env.food.discard(env.pacman)
+        env.pills = []
+        env.ghosts = []
+        prepare(env)
+        return env.step(0)[1]
+
+    other = FREE_CELLS[0]
+    assert one_step(lambda env: None) == pytest.approx(table["step"])
+    assert one_step(lambda env: env.food.add(env.pacman)) == pytest.approx(table["step"] + table["food"])
+    assert one_step(lambda env: env.pills.extend([env.pacman, other])) == pytest.approx(table["step"] + table["pill"])
+    assert one_step(lambda env: (setattr(env, "power", 5), env.ghosts.extend([[env.pacman, 1], [other, 1]]))) == pytest.approx(table["step"] + table["ghost"])
+    assert one_step(lambda env: env.ghosts.append([env.pacman, 1])) == pytest.approx(table["step"] + table["killed"])
