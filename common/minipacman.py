@@ -265,3 +265,23 @@ def save_gif(frames: list[np.ndarray], path, fps: int = 8) -> None:
 
     images = [Image.fromarray(frame) for frame in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+
+def episode_returns(policy, mode: str = "regular", num_envs: int = 10, per_env: int = 10, seed: int = 0, frame_cap: int = 1000) -> np.ndarray:
+    """Returns of `policy(observations) -> actions` over the first `per_env` episodes of each of `num_envs`
+    environments (counting each env's own episodes keeps short episodes from crowding out long ones)."""
+    from functools import partial
+
+    from common.vec_env import make_vec_env
+
+    envs = make_vec_env([partial(MiniPacman, mode, frame_cap) for _ in range(num_envs)], "sync")
+    obs, _ = envs.reset(seed=seed)
+    running, returns = np.zeros(num_envs), [[] for _ in range(num_envs)]
+    while min(len(r) for r in returns) < per_env:
+        obs, reward, terminated, truncated, _ = envs.step(policy(obs))
+        running += reward
+        for i in np.flatnonzero(terminated | truncated):
+            returns[i].append(running[i])
+            running[i] = 0
+    envs.close()
+    return np.array([r[:per_env] for r in returns]).ravel()
