@@ -152,7 +152,8 @@ class TaskSampler:
     """N-way K-shot tasks from learn2learn: a MetaDataset built from the labels and a Taskset whose first
     (and only) transform is FusedNWaysKShots. It hands out indices; the images are gathered on the device.
 
-    Each task: `ways` classes, `shots + query` images each, labels remapped to 0..ways-1; the first `shots`
+    Each task: `ways` classes, `shots + query` images each, labels 0..ways-1 given to the classes in a random
+    order drawn for each task (Python's `random`, seeded by --seed); the first `shots`
     images of each class are the adaptation set, the other `query` the evaluation set (disjoint).
     """
 
@@ -173,7 +174,10 @@ class TaskSampler:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Indices and remapped labels: (adapt_index, adapt_labels, eval_index, eval_labels)."""
         index = torch.tensor([d.index for d in self.taskset.sample_task_description()])
-        _, remapped = torch.unique(self.labels[index], return_inverse=True)  # 0..ways-1
+        _, remapped = torch.unique(self.labels[index], return_inverse=True)  # 0..ways-1 in class order
+        # A fresh random label for each class in every task (as RemapLabels(shuffle=True)): otherwise class 0
+        # would always be the smallest digit of the task, and the meta-model could learn labels, not adaptation.
+        remapped = torch.tensor(random.sample(range(self.ways), self.ways))[remapped]
         order = torch.argsort(remapped, stable=True)
         index = index[order].view(self.ways, self.shots + self.query)
         remapped = remapped[order].view(self.ways, self.shots + self.query)

@@ -163,3 +163,16 @@ def test_mnist_that_cannot_be_downloaded(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
     with pytest.raises(learn.UsageError, match=r"MNIST is not in .*raw and could not be downloaded.*--dataset digits"):
         learn.load_mnist(str(tmp_path / "empty"), train=True)
+
+
+def test_labels_are_given_to_classes_at_random_in_each_task(mnist_dir):
+    """No fixed class-to-label mapping the meta-model could memorise instead of adapting."""
+    _, labels = learn.load_mnist(str(mnist_dir), train=True)
+    sampler = learn.TaskSampler(labels, 5, 1, 1, "training")
+    random.seed(0)
+    seen = {}
+    for _ in range(200):
+        adapt_index, adapt_labels, _, _ = sampler.sample()
+        for i, label in zip(adapt_index.tolist(), adapt_labels.tolist()):
+            seen.setdefault(int(labels[i]), set()).add(label)
+    assert all(len(given) == 5 for given in seen.values())  # every digit got every label at some point
