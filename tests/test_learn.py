@@ -101,10 +101,10 @@ def test_meta_step_reaches_the_meta_model_through_adaptation():
 
 def test_learning_on_digits_beats_chance(tmp_path):
     """A fixed-seed short run on the offline digits: 5-way 1-shot, chance is 0.20."""
-    summary = learn.main(learn.Config(dataset="digits", iterations=10, tps=8, eval_every=0, eval_tasks=100, device="cpu",
+    summary = learn.main(learn.Config(dataset="digits", iterations=40, tps=8, eval_every=0, eval_tasks=100, device="cpu",
                                       run_dir=str(tmp_path)))
     assert summary["meta_test_accuracy"] >= 0.5
-    assert summary["meta_test_accuracy_before_adaptation"] < 0.35
+    assert summary["meta_test_accuracy_before_adaptation"] < 0.3
 
 
 def test_cli_smoke_on_mnist_files(mnist_dir, tmp_path):
