@@ -56,6 +56,7 @@ def test_autoreset_in_the_same_step_with_the_real_final_observation(kind):
         envs.close()
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # gymnasium reports the worker's error as warnings too
 def test_worker_error_surfaces_and_close_leaves_no_process():
     envs = SubprocVecEnv([Failing, Failing])
     processes = list(envs.processes)
