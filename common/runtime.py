@@ -97,7 +97,7 @@ def build_parser(config_cls: type, description: str | None = None, prog: str | N
         option = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
-        help_text = comments.get(field.name, "")
+        help_text = comments.get(field.name, "").replace("%", "%%")  # argparse formats help with %
         if kind is bool:
             parser.add_argument(option, dest=field.name, default=default, help=help_text, action=argparse.BooleanOptionalAction)
         elif kind in (int, float, str):

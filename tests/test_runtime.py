@@ -32,7 +32,7 @@ class ToyConfig(RunConfig):
     num_bits: int = 11  # bits in the string
     lr: float = 1e-3  # learning rate
     mode: str = "regular"  # which mode
-    fast: bool = False  # go faster
+    fast: bool = False  # go faster (about 20% when idle)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -42,7 +42,7 @@ class ToyConfig(RunConfig):
 def test_every_field_is_an_option_with_its_comment_as_help():
     help_text = build_parser(ToyConfig).format_help()
     for option, comment in [("--num-bits", "bits in the string"), ("--lr", "learning rate"), ("--mode", "which mode"),
-                            ("--fast", "go faster"), ("--seed", "random seed"), ("--device", "auto"), ("--run-dir", "outputs")]:
+                            ("--fast", "go faster (about 20% when idle)"), ("--seed", "random seed"), ("--device", "auto"), ("--run-dir", "outputs")]:
         assert option in help_text
         assert comment in help_text
 
