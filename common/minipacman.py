@@ -119,6 +119,8 @@ class MiniPacman(gym.Env):
         self.frame_cap = frame_cap
         self.render_mode = render_mode
         self.rewards = REWARD_TABLE[mode]
+        self.level_ends = {"regular": "food", "avoid": "food", "hunt": "ghosts", "ambush": "ghosts", "rush": "pills"}[mode]
+        self.timer_terminate = 128 if mode == "avoid" else -1  # avoid: a level also ends after 128 steps
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(3, HEIGHT, WIDTH), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(5)
         self._rng = random.Random()
@@ -211,8 +213,6 @@ class MiniPacman(gym.Env):
         self.power = 0
         self.ghost_speed = 0.5 + 0.1 * (level - 1)
         self.timer = 0
-        self.level_ends = {"regular": "food", "avoid": "food", "hunt": "ghosts", "ambush": "ghosts", "rush": "pills"}[self.mode]
-        self.timer_terminate = 128 if self.mode == "avoid" else -1
 
     def _eat_ghost(self, i: int, events: dict) -> None:
         self.ghosts.pop(i)
