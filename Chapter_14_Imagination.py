@@ -1,0 +1,476 @@
+"""The environment model of MiniPacman: "Generating imagination" (生成想象) in chapter 14.
+
+The trained A2C agent (`actor_critic_<mode>`, from Chapter_14_Imagine_A2C.py) plays 16 games; from each
+transition (frame, action) -> (next frame, reward) the book's `EnvModel` learns to predict the next frame, as
+one of 7 colour classes per pixel, and the reward, as one of the mode's reward classes: cross-entropy on both,
+loss = image + 0.1 x reward, Adam. This is the model Chapter_14_I2A.py imagines with.
+
+The book's `BasicBlock`, `EnvModel`, `play_games`, `pix_to_target`, `target_to_pix` and `rewards_to_target`,
+with the book's parameter names and colour classes, so the `env_model_regular` the book's repository published
+loads here (bench/book_env_model_score.py scores it on our MiniPacman). Fixed from the book: the reward classes
+come from the environment's own reward list, so every mode trains (the book's hand-written table missed
+rewards and crashed every mode but regular); a transition that ends an episode is learnt with the episode's
+real last frame, not with the first frame of the next episode; pixels are mapped to classes in one tensor
+operation on the device; the model is scored on held-out games, one step ahead and 5 steps open-loop.
+
+Run it (after `python Chapter_14_Imagine_A2C.py`, which writes checkpoints/actor_critic_regular):
+    python Chapter_14_Imagination.py
+    python Chapter_14_Imagination.py --mode hunt                # needs checkpoints/actor_critic_hunt
+    python Chapter_14_Imagination.py --actor-critic ../shared/book-checkpoints/actor_critic_regular
+    python Chapter_14_Imagination.py --help
+
+Time of the default run: see the README's results table (2-core CPU); no GPU time measured yet.
+Writes (under runs/Chapter_14_Imagination/<date-time>/ or --run-dir): config.json, metrics.csv (every
+`log_every` updates: losses; every `eval_every`: held-out accuracies), loss_curve.png, imagined.png (imagined
+against actual frames over several steps, open loop), env_model_<mode> (the state_dict, also copied to
+--checkpoint-dir, where Chapter_14_I2A.py looks for it), summary.json.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from common.minipacman import MODES, reward_classes
+from common.runtime import RunConfig, RunDir, UsageError, cli, load_checkpoint, require, save_checkpoint, setup
+from common.vec_env import VEC_ENVS, make_vec_env
+
+# The colour classes, in the order the book's environment model was trained with:
+# power pill cyan, pacman green, food blue, wall white, edible ghost yellow, empty black, ghost red.
+pixels = (
+    (0.0, 1.0, 1.0),
+    (0.0, 1.0, 0.0),
+    (0.0, 0.0, 1.0),
+    (1.0, 1.0, 1.0),
+    (1.0, 1.0, 0.0),
+    (0.0, 0.0, 0.0),
+    (1.0, 0.0, 0.0),
+)
+num_pixels = len(pixels)
+PIXELS = torch.tensor(pixels)
+# Colour -> class through a 3-bit code (4 red + 2 green + blue) of the channel-wise ceiling: an edible ghost
+# (1, power/20, 0) of any shade rounds up to yellow, a dangerous one (1, 0, 0) stays red. Code 5 (magenta) never occurs.
+CODE_TO_CLASS = torch.full((8,), -1, dtype=torch.long)
+for _class, (_r, _g, _b) in enumerate(pixels):
+    CODE_TO_CLASS[int(4 * _r + 2 * _g + _b)] = _class
+
+
+@dataclass
+class Config(RunConfig):
+    mode: str = "regular"  # MiniPacman task: regular, avoid, hunt, ambush or rush (the book: regular)
+    num_envs: int = 16  # games played side by side; one transition of each per update (the book: 16)
+    num_updates: int = 5000  # Adam steps, each on the num_envs transitions of one step of play (the book: 5000)
+    lr: float = 1e-3  # Adam learning rate (the book: Adam's default, 1e-3)
+    reward_coef: float = 0.1  # weight of the reward loss (the book: 0.1)
+    frame_cap: int = 1000  # steps after which a game is cut (the book: 1000)
+    actor_critic: str = ""  # the agent that plays; "" means <checkpoint-dir>/actor_critic_<mode> (Chapter_14_Imagine_A2C.py)
+    checkpoint_dir: str = "checkpoints"  # where the agent is looked for, and env_model_<mode> is also saved, for Chapter_14_I2A.py
+    test_steps: int = 200  # held-out steps of num_envs games each (different seeds) for the accuracies
+    open_loop: int = 5  # steps of open-loop imagination scored at the end
+    eval_every: int = 1000  # updates between two held-out one-step scores (0: only at the end)
+    log_every: int = 100  # updates averaged into one row of metrics.csv
+    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
+    threads: int = 0  # CPU threads for torch (0: torch's default; the convolutions here use both cores well)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
+        require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
+        for name in ("num_envs", "num_updates", "frame_cap", "test_steps", "open_loop", "log_every"):
+            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
+        require(self.lr > 0 and self.reward_coef >= 0, "--lr must be positive and --reward-coef >= 0")
+        require(self.test_steps > self.open_loop, f"--test-steps must be more than --open-loop ({self.open_loop})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Frames and rewards <-> classes
+# ---------------------------------------------------------------------------------------------------------------
+def pix_to_target(next_states: torch.Tensor) -> torch.Tensor:
+    """Frames (N, 3, H, W) in [0, 1] -> one colour class per pixel, (N*H*W,) in (frame, row, column) order:
+    the order of the model's image logits."""
+    code = torch.ceil(next_states).long()
+    code = (4 * code[:, 0] + 2 * code[:, 1] + code[:, 2]).reshape(-1)
+    target = CODE_TO_CLASS.to(code.device)[code]
+    if (target < 0).any():
+        raise ValueError("a pixel has a colour MiniPacman never draws")
+    return target
+
+
+def target_to_pix(imagined_states: torch.Tensor, in_shape=(3, 15, 19)) -> torch.Tensor:
+    """Colour classes (N*H*W,) in (frame, row, column) order -> frames (N, 3, H, W), the layout of the env's
+    observations (the book reshaped without this permute and scrambled the imagined frames)."""
+    channels, height, width = in_shape
+    rgb = PIXELS.to(imagined_states.device)[imagined_states]
+    return rgb.view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
+
+
+class RewardClasses:
+    """`rewards_to_target` for one mode: the index of each reward among the mode's reward classes."""
+
+    def __init__(self, mode: str, device: torch.device):
+        self.values = torch.tensor(reward_classes(mode), dtype=torch.float32, device=device)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __call__(self, rewards: torch.Tensor) -> torch.Tensor:
+        distance = (rewards.view(-1, 1).float() - self.values.view(1, -1)).abs()
+        best, target = distance.min(1)
+        if (best > 1e-4).any():
+            bad = rewards.view(-1)[best > 1e-4][0].item()
+            raise ValueError(f"reward {bad} is not one of the classes {self.values.tolist()}")
+        return target
+
+
+def rewards_to_target(mode: str, rewards: torch.Tensor) -> torch.Tensor:
+    return RewardClasses(mode, rewards.device)(rewards)
+
+
+def onehot_actions(actions: torch.Tensor, num_actions: int, in_shape) -> torch.Tensor:
+    """Actions (N,) -> (N, num_actions, H, W): one plane per action, ones on the action taken."""
+    return F.one_hot(actions.view(-1), num_actions).float().view(-1, num_actions, 1, 1).expand(-1, -1, *in_shape[1:])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The model (the book's)
+# ---------------------------------------------------------------------------------------------------------------
+class BasicBlock(nn.Module):
+    """"Pool and inject" (the frame's global max, tiled back beside it), two convolution paths (a 10x10 one
+    for long range, a 3x3 one for the neighbourhood), merged by a 1x1 convolution and stacked on the input."""
+
+    def __init__(self, in_shape, n1: int, n2: int, n3: int):
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.n1, self.n2, self.n3 = n1, n2, n3
+        self.maxpool = nn.MaxPool2d(kernel_size=in_shape[1:])
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(in_shape[0] * 2, n1, kernel_size=1, stride=2, padding=6),
+            nn.ReLU(),
+            nn.Conv2d(n1, n1, kernel_size=10, stride=1, padding=(5, 6)),
+            nn.ReLU(),
+        )
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(in_shape[0] * 2, n2, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(n2, n2, kernel_size=3, stride=1, padding=1),
+            nn.ReLU(),
+        )
+        self.conv3 = nn.Sequential(nn.Conv2d(n1 + n2, n3, kernel_size=1), nn.ReLU())
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self.pool_and_inject(inputs)
+        x = torch.cat([self.conv1(x), self.conv2(x)], 1)
+        x = self.conv3(x)
+        return torch.cat([x, inputs], 1)
+
+    def pool_and_inject(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.maxpool(x)
+        tiled = pooled.expand((x.size(0),) + self.in_shape)
+        return torch.cat([tiled, x], 1)
+
+
+class EnvModel(nn.Module):
+    """(frame, one-hot action planes) -> (logits of each pixel's colour class, logits of the reward class).
+    Image logits come as (N*H*W, num_pixels), pixel by pixel in (frame, row, column) order, like the book's.
+    The buffer `reward_values` records which rewards the classes stand for (the book's file lacks it: its
+    classes are regular's 0..9)."""
+
+    def __init__(self, in_shape, num_pixels: int, num_rewards: int):
+        super().__init__()
+        height, width = in_shape[1], in_shape[2]
+        self.in_shape = tuple(in_shape)
+        self.conv = nn.Sequential(nn.Conv2d(8, 64, kernel_size=1), nn.ReLU())
+        self.basic_block1 = BasicBlock((64, height, width), 16, 32, 64)
+        self.basic_block2 = BasicBlock((128, height, width), 16, 32, 64)
+        self.image_conv = nn.Sequential(nn.Conv2d(192, 256, kernel_size=1), nn.ReLU())
+        self.image_fc = nn.Linear(256, num_pixels)
+        self.reward_conv = nn.Sequential(
+            nn.Conv2d(192, 64, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=1),
+            nn.ReLU(),
+        )
+        self.reward_fc = nn.Linear(64 * height * width, num_rewards)
+        self.register_buffer("reward_values", torch.full((num_rewards,), float("nan")))
+
+    def forward(self, inputs: torch.Tensor):
+        batch_size = inputs.size(0)
+        x = self.conv(inputs)
+        x = self.basic_block1(x)
+        x = self.basic_block2(x)
+        image = self.image_conv(x)
+        image = image.permute(0, 2, 3, 1).contiguous().view(-1, 256)
+        image = self.image_fc(image)
+        reward = self.reward_conv(x)
+        reward = reward.view(batch_size, -1)
+        reward = self.reward_fc(reward)
+        return image, reward
+
+    @torch.no_grad()
+    def imagine(self, states: torch.Tensor, actions: torch.Tensor, num_actions: int = 5):
+        """One imagined step for a batch: the most likely next frames (N, 3, H, W) and reward classes (N,)."""
+        image, reward = self(torch.cat([states, onehot_actions(actions, num_actions, self.in_shape)], 1))
+        return target_to_pix(image.argmax(1), self.in_shape), reward.argmax(1)
+
+
+def new_env_model(mode: str, device: torch.device, in_shape=(3, 15, 19)) -> EnvModel:
+    classes = reward_classes(mode)
+    model = EnvModel(in_shape, num_pixels, len(classes)).to(device)
+    model.reward_values.copy_(torch.tensor(classes))
+    return model
+
+
+def load_env_model(path: str | Path, mode: str, device: torch.device) -> EnvModel:
+    """An environment model for `mode` from a state_dict file: ours, or the book's (which has no
+    `reward_values`; its 10 classes are regular's 0..9). A file for another mode is a UsageError."""
+    hint = f"Train one with: python Chapter_14_Imagination.py --mode {mode}"
+    state = load_checkpoint(path, None, hint)
+    classes = torch.tensor(reward_classes(mode))
+    if "reward_values" not in state and mode == "regular" and "reward_fc.bias" in state and len(state["reward_fc.bias"]) == len(classes):
+        state["reward_values"] = classes  # the book's published env_model_regular
+    saved = state.get("reward_values")
+    if saved is None or saved.shape != classes.shape or not torch.allclose(saved.float(), classes, atol=1e-4):
+        what = f"the rewards {saved.tolist()}" if saved is not None else "another mode"
+        raise UsageError(f"checkpoint {path} is an environment model for {what}, not for --mode {mode}. {hint}")
+    model = EnvModel((3, 15, 19), num_pixels, len(classes))
+    load_checkpoint_state(model, state, path, hint)
+    return model.to(device)
+
+
+def load_checkpoint_state(model: nn.Module, state: dict, path, hint: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        lines = str(error).strip().splitlines()
+        raise UsageError(f"checkpoint {path} does not fit this model ({(lines[1] if len(lines) > 1 else lines[0]).strip()}). {hint}") from None
+
+
+def load_actor_critic(config, device: torch.device):
+    """The A2C agent that plays: `--actor-critic PATH`, or checkpoints/actor_critic_<mode> from Chapter_14_Imagine_A2C.py."""
+    from Chapter_14_Imagine_A2C import ActorCritic
+
+    path = Path(config.actor_critic or Path(config.checkpoint_dir) / f"actor_critic_{config.mode}")
+    actor_critic = ActorCritic((3, 15, 19), 5)
+    load_checkpoint(path, actor_critic, f"Train one with: python Chapter_14_Imagine_A2C.py --mode {config.mode} (or pass --actor-critic PATH)")
+    return actor_critic.to(device).eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Play
+# ---------------------------------------------------------------------------------------------------------------
+def make_envs(config):
+    from Chapter_14_Imagine_A2C import make_env
+
+    envs = make_vec_env([partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env)
+    return envs
+
+
+def play_games(envs, num_steps: int, actor_critic, device: torch.device, seed: int):
+    """The agent plays `num_steps` steps of every env; yields (step, states, actions, rewards, next_states, dones)
+    as tensors on the device. A game that ended in this step gets its real last frame as next state (the book
+    took the first frame of the next game)."""
+    states, _ = envs.reset(seed=seed)
+    states = torch.from_numpy(states).to(device)
+    for frame_idx in range(num_steps):
+        with torch.no_grad():
+            actions = actor_critic.act(states).view(-1)
+        next_states, rewards, terminated, truncated, info = envs.step(actions.cpu().numpy())
+        dones = terminated | truncated
+        next_states = torch.from_numpy(next_states).to(device)
+        targets = next_states
+        if dones.any():
+            targets = next_states.clone()
+            finished = np.flatnonzero(dones)
+            targets[torch.from_numpy(finished).to(device)] = torch.from_numpy(np.stack(info["final_obs"][finished])).to(device)
+        yield frame_idx, states, actions, torch.from_numpy(rewards).float().to(device), targets, torch.from_numpy(dones).to(device)
+        states = next_states
+
+
+def collect(envs, num_steps: int, actor_critic, device: torch.device, seed: int) -> dict:
+    """`num_steps` steps of play, time-major: states (T, N, 3, H, W), actions, rewards, next_states, dones."""
+    columns = list(zip(*(step[1:] for step in play_games(envs, num_steps, actor_critic, device, seed))))
+    names = ("states", "actions", "rewards", "next_states", "dones")
+    return {name: torch.stack(column) for name, column in zip(names, columns)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scores on held-out games
+# ---------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def one_step_scores(env_model: EnvModel, data: dict, rewards_to_class, batch: int = 512) -> dict:
+    states = data["states"].flatten(0, 1)
+    actions = data["actions"].flatten(0, 1)
+    target_state = pix_to_target(data["next_states"].flatten(0, 1)).view(len(states), -1)
+    target_reward = rewards_to_class(data["rewards"].flatten(0, 1))
+    pixel_hits, reward_hits = [], []
+    for i in range(0, len(states), batch):
+        image, reward = env_model(torch.cat([states[i : i + batch], onehot_actions(actions[i : i + batch], 5, env_model.in_shape)], 1))
+        pixel_hits.append(image.argmax(1).view(-1, target_state.shape[1]) == target_state[i : i + batch])
+        reward_hits.append(reward.argmax(1) == target_reward[i : i + batch])
+    pixel_hits, reward_hits = torch.cat(pixel_hits), torch.cat(reward_hits)
+    return dict(pixel_accuracy=float(pixel_hits.float().mean()), frame_accuracy=float(pixel_hits.all(1).float().mean()),
+                reward_accuracy=float(reward_hits.float().mean()), transitions=len(states))
+
+
+@torch.no_grad()
+def open_loop_scores(env_model: EnvModel, data: dict, rewards_to_class, steps: int) -> dict:
+    """Imagine `steps` steps ahead from real frames, feeding the model its own predicted frames and the actions
+    really taken; scored against the real frames and rewards, from every start with no game end in between."""
+    dones = data["dones"]
+    length = dones.shape[0]
+    starts = [t for t in range(length - steps + 1)]
+    scores = {}
+    frame = torch.cat([data["states"][t] for t in starts])
+    valid = torch.cat([~dones[t : t + steps - 1].any(0) if steps > 1 else torch.ones_like(dones[t]) for t in starts])
+    for k in range(steps):
+        actions = torch.cat([data["actions"][t + k] for t in starts])
+        frame, reward = env_model.imagine(frame, actions)
+        real = torch.cat([data["next_states"][t + k] for t in starts])
+        real_reward = rewards_to_class(torch.cat([data["rewards"][t + k] for t in starts]))
+        pixel_hits = (pix_to_target(frame) == pix_to_target(real)).view(len(frame), -1)[valid]
+        scores[k + 1] = dict(pixel_accuracy=float(pixel_hits.float().mean()), frame_accuracy=float(pixel_hits.all(1).float().mean()),
+                             reward_accuracy=float((reward == real_reward)[valid].float().mean()), rollouts=int(valid.sum()))
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------
+def main(config: Config) -> dict:
+    device, _ = setup(config)
+    actor_critic = load_actor_critic(config, device)  # before the run directory: a missing agent writes nothing
+    run = RunDir("Chapter_14_Imagination", config)
+
+    rewards_to_class = RewardClasses(config.mode, device)
+    env_model = new_env_model(config.mode, device)
+    optimizer = torch.optim.Adam(env_model.parameters(), lr=config.lr)
+    criterion = nn.CrossEntropyLoss()
+
+    test_envs = make_envs(config)
+    try:
+        test_data = collect(test_envs, config.test_steps, actor_critic, device, seed=10**6 + config.seed)
+    finally:
+        test_envs.close()
+
+    envs = make_envs(config)
+    start = time.perf_counter()
+    losses, scores = [], {}
+    progress = tqdm(total=config.num_updates, desc="Chapter_14_Imagination", unit="update", dynamic_ncols=True)
+    try:
+        for frame_idx, states, actions, rewards, next_states, dones in play_games(envs, config.num_updates, actor_critic, device, config.seed):
+            inputs = torch.cat([states, onehot_actions(actions, 5, env_model.in_shape)], 1)
+            imagined_state, imagined_reward = env_model(inputs)
+
+            target_state = pix_to_target(next_states)
+            target_reward = rewards_to_class(rewards)
+
+            optimizer.zero_grad()
+            image_loss = criterion(imagined_state, target_state)
+            reward_loss = criterion(imagined_reward, target_reward)
+            loss = image_loss + config.reward_coef * reward_loss
+            loss.backward()
+            optimizer.step()
+            losses.append(torch.stack([loss.detach(), image_loss.detach(), reward_loss.detach()]))
+
+            update = frame_idx + 1
+            progress.update()
+            evaluate_now = config.eval_every and update % config.eval_every == 0 and update != config.num_updates
+            if update % config.log_every == 0 or update == config.num_updates or evaluate_now:
+                mean = torch.stack(losses).mean(0).tolist()
+                row = dict(update=update, loss=mean[0], image_loss=mean[1], reward_loss=mean[2])
+                if evaluate_now:
+                    env_model.eval()
+                    scores = one_step_scores(env_model, test_data, rewards_to_class)
+                    env_model.train()
+                    row.update({k: v for k, v in scores.items() if k != "transitions"})
+                row["seconds"] = round(time.perf_counter() - start, 2)
+                run.log(**row)
+                losses = []
+                progress.set_postfix(loss=f"{mean[0]:.4f}", pixel=f"{scores.get('pixel_accuracy', float('nan')):.4f}")
+    finally:
+        envs.close()
+        progress.close()
+    seconds = time.perf_counter() - start
+
+    env_model.eval()
+    scores = one_step_scores(env_model, test_data, rewards_to_class)
+    open_loop = open_loop_scores(env_model, test_data, rewards_to_class, config.open_loop)
+    run.rows[-1].update({k: v for k, v in scores.items() if k != "transitions"})
+    run.log(**run.rows.pop())
+    name = f"env_model_{config.mode}"
+    run.save_checkpoint(env_model.state_dict(), name)
+    save_checkpoint(env_model.state_dict(), Path(config.checkpoint_dir) / name)
+    plot_losses(run, config)
+    plot_imagined(run, env_model, test_data, config)
+
+    last = open_loop[config.open_loop]
+    summary = dict(**{k: round(v, 5) if isinstance(v, float) else v for k, v in scores.items()},
+                   **{f"open_loop_{config.open_loop}_{k}": round(v, 5) if isinstance(v, float) else v for k, v in last.items()},
+                   open_loop=[dict(step=k, **v) for k, v in open_loop.items()],
+                   updates=config.num_updates, transitions_trained=config.num_updates * config.num_envs,
+                   seconds=round(seconds, 2), mode=config.mode, device=str(device), seed=config.seed,
+                   checkpoint=str(Path(config.checkpoint_dir) / name))
+    return run.finish(
+        summary,
+        f"Chapter_14_Imagination: {config.mode}, {config.num_updates} updates in {seconds:.0f} s; held-out one step: pixel "
+        f"{scores['pixel_accuracy']:.4f}, frame {scores['frame_accuracy']:.3f}, reward {scores['reward_accuracy']:.4f}; "
+        f"{config.open_loop} steps open-loop: pixel {last['pixel_accuracy']:.4f}, frame {last['frame_accuracy']:.3f}",
+    )
+
+
+def plot_losses(run: RunDir, config: Config) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = run.rows
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    updates = [r["update"] for r in rows]
+    axes[0].plot(updates, [r["image_loss"] for r in rows], label="image loss")
+    axes[0].plot(updates, [r["reward_loss"] for r in rows], label="reward loss")
+    axes[0].set(xlabel="update", ylabel="cross-entropy (training)", yscale="log")
+    axes[0].legend(fontsize=8)
+    tested = [r for r in rows if "pixel_accuracy" in r]
+    for key in ("pixel_accuracy", "frame_accuracy", "reward_accuracy"):
+        axes[1].plot([r["update"] for r in tested], [r[key] for r in tested], "o-", label=key.replace("_", " "))
+    axes[1].set(xlabel="update", ylabel="held-out, one step ahead", ylim=(0, 1.01))
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"environment model, MiniPacman {config.mode}, {config.num_envs} games, seed {config.seed}")
+    fig.tight_layout()
+    run.save_figure(fig, "loss_curve.png")
+
+
+@torch.no_grad()
+def plot_imagined(run: RunDir, env_model: EnvModel, data: dict, config: Config, steps: int = 8) -> None:
+    """A strip: real frames (top) and frames imagined open-loop from the first one with the real actions (bottom)."""
+    import matplotlib.pyplot as plt
+
+    dones = data["dones"][:, 0]
+    steps = min(steps, len(dones))
+    start = next((t for t in range(len(dones) - steps) if not dones[t : t + steps].any()), 0)
+    frame = data["states"][start, :1]
+    fig, axes = plt.subplots(2, steps, figsize=(1.6 * steps, 3.0))
+    for k in range(steps):
+        frame, _ = env_model.imagine(frame, data["actions"][start + k, :1])
+        axes[0, k].imshow(data["next_states"][start + k, 0].permute(1, 2, 0).cpu().numpy())
+        axes[1, k].imshow(frame[0].permute(1, 2, 0).cpu().numpy())
+        axes[0, k].set_title(f"t+{k + 1}", fontsize=8)
+        for ax in axes[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("actual", fontsize=8)
+    axes[1, 0].set_ylabel("imagined", fontsize=8)
+    fig.suptitle("imagined (open loop, the real actions) against actual frames", fontsize=9)
+    fig.tight_layout()
+    run.save_figure(fig, "imagined.png")
+
+
+if __name__ == "__main__":
+    cli(main, Config, __doc__)
