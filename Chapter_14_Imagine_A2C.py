@@ -72,19 +72,20 @@ class Config(RunConfig):
 
 
 class OnPolicy(nn.Module):
-    """What an on-policy agent offers the loop: acting, and the log-probabilities of actions taken."""
+    """What an on-policy agent offers the loop: acting, and the log-probabilities of actions taken. Extra keyword
+    inputs go to `forward` (the I2A agent takes its states' imagined rollouts that way)."""
 
     def forward(self, x):
         raise NotImplementedError
 
-    def act(self, x: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        logit, _ = self.forward(x)
+    def act(self, x: torch.Tensor, deterministic: bool = False, **inputs) -> torch.Tensor:
+        logit, _ = self.forward(x, **inputs)
         if deterministic:
             return logit.argmax(dim=1, keepdim=True)
         return torch.multinomial(F.softmax(logit, dim=1), 1)
 
-    def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor):
-        logit, value = self.forward(x)
+    def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor, **inputs):
+        logit, value = self.forward(x, **inputs)
         probs = F.softmax(logit, dim=1)
         log_probs = F.log_softmax(logit, dim=1)
         action_log_probs = log_probs.gather(1, action)

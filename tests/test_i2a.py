@@ -1,0 +1,239 @@
+"""Chapter_14_I2A.py: the Imagination-Augmented Agent (the book's bugs, each with a test that fails on the book's
+behaviour; command line; bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from common.minipacman import MiniPacman
+from common.runtime import save_checkpoint
+from tests.conftest import assert_one_line_error, load_script, run_script
+
+i2a = load_script("Chapter_14_I2A.py")
+img = load_script("Chapter_14_Imagination.py")
+a2c = load_script("Chapter_14_Imagine_A2C.py")
+CPU = torch.device("cpu")
+IN_SHAPE = (3, 15, 19)
+
+
+class RecordingModel(torch.nn.Module):
+    """A stand-in environment model: 'imagines' the input frame with pacman's pixel (0, 0) coloured by the action,
+    and a reward class equal to the action, and records its inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs = []
+        self.in_shape = IN_SHAPE
+
+    def forward(self, inputs):
+        self.inputs.append(inputs.clone())
+        state, actions = inputs[:, :3], inputs[:, 3:]
+        frames = state.clone()
+        classes = img.pix_to_target(frames).view(len(inputs), -1)
+        action = actions[:, :, 0, 0].argmax(1)
+        classes[:, 0] = action  # pixel (0, 0) shows the action as its colour class
+        logits = F.one_hot(classes.view(-1), 7).float()
+        reward = F.one_hot(action, 10).float()
+        return logits, reward
+
+
+def frames(n: int) -> torch.Tensor:
+    out = []
+    for seed in range(n):
+        state, _ = MiniPacman("regular").reset(seed=seed)
+        out.append(torch.from_numpy(state))
+    return torch.stack(out)
+
+
+def test_each_state_gets_its_own_rollouts_one_per_action():
+    model = RecordingModel()
+    core = i2a.ImaginationCore(1, IN_SHAPE, 5, 10, model, a2c.ActorCritic(IN_SHAPE, 5))
+    states = frames(3)
+    imagined_state, imagined_reward = core(states)
+    assert imagined_state.shape == (1, 15, 3, 15, 19) and imagined_reward.shape == (1, 15, 10)
+    for i in range(3):
+        for a in range(5):
+            row = i * 5 + a
+            inputs = model.inputs[0][row]
+            assert torch.equal(inputs[:3], states[i])  # the book paired row i*5+a with state (i*5+a) % batch
+            assert inputs[3 + a].eq(1).all() and inputs[3:].sum() == 15 * 19
+            assert imagined_reward[0, row].argmax() == a
+            # the frame comes back in the env's layout: same as the state except pixel (0, 0)
+            diff = (imagined_state[0, row] != torch.ceil(states[i])).any(0)
+            assert diff.nonzero().tolist() in ([[0, 0]], [])
+
+
+def test_the_books_pairing_mixes_states_up():
+    # the book's ImaginationCore: state.unsqueeze(0).repeat(num_actions, ...) with actions [0..4] * batch
+    states = frames(3)
+    books = states.unsqueeze(0).repeat(5, 1, 1, 1, 1).view(-1, *IN_SHAPE)
+    rows_of_state_1 = books[5:10]
+    assert not all(torch.equal(r, states[1]) for r in rows_of_state_1)
+    ours = states.repeat_interleave(5, 0)[5:10]
+    assert all(torch.equal(r, states[1]) for r in ours)
+
+
+def test_deeper_rollouts_feed_one_action_per_rollout():
+    model = RecordingModel()
+    distil = a2c.ActorCritic(IN_SHAPE, 5)
+    core = i2a.ImaginationCore(3, IN_SHAPE, 5, 10, model, distil)
+    imagined_state, imagined_reward = core(frames(2))
+    assert imagined_state.shape == (3, 10, 3, 15, 19)
+    assert len(model.inputs) == 3
+    for inputs in model.inputs:
+        planes = inputs[:, 3:, 0, 0]
+        assert planes.sum(1).eq(1).all()  # exactly one action per rollout (the book's indexing set several)
+    # the book's one-hot: onehot[range(N), action] with action of shape (N, 1) sets N actions per row
+    action = torch.tensor([[1], [3], [0], [2]])
+    books = torch.zeros(4, 5)
+    books[range(4), action] = 1
+    assert books.sum(1).gt(1).any()
+
+
+def test_the_encoder_reads_the_rollout_backwards():
+    torch.manual_seed(0)
+    encoder = i2a.RolloutEncoder(IN_SHAPE, 10, 8)
+    states = torch.rand(3, 2, *IN_SHAPE)
+    rewards = F.one_hot(torch.randint(10, (3, 2)), 10).float()
+    hidden = encoder(states, rewards)
+    features = encoder.features(states.view(-1, *IN_SHAPE)).view(3, 2, -1)
+    _, backwards = encoder.gru(torch.cat([features, rewards], 2).flip(0))
+    _, forwards = encoder.gru(torch.cat([features, rewards], 2))
+    assert torch.allclose(hidden, backwards.squeeze(0))
+    assert not torch.allclose(hidden, forwards.squeeze(0))
+
+
+def test_imagined_frames_use_the_models_palette_and_layout():
+    env = MiniPacman("regular")
+    state, _ = env.reset(seed=4)
+    state = torch.from_numpy(state)
+    classes = img.pix_to_target(state.unsqueeze(0))
+    decoded = img.target_to_pix(classes)
+    assert torch.equal(decoded[0], torch.ceil(state))
+    # the book's I2A palette swapped pacman (green) and the power pills (cyan) against the model's classes
+    books_palette = torch.tensor([(0.0, 1.0, 0.0), (0.0, 1.0, 1.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0), (1.0, 1.0, 0.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0)])
+    books = books_palette[classes].view(1, 15, 19, 3).permute(0, 3, 1, 2)
+    assert not torch.equal(books[0], torch.ceil(state))
+
+
+def test_the_environment_model_is_frozen_and_in_eval_mode():
+    model = img.new_env_model("regular", CPU).train()
+    core = i2a.ImaginationCore(1, IN_SHAPE, 5, 10, model, a2c.ActorCritic(IN_SHAPE, 5))
+    assert not core.env_model.training
+    assert not any(p.requires_grad for p in core.env_model.parameters())
+    agent = i2a.I2A(IN_SHAPE, 5, 10, 16, core)
+    names = [n for n, _ in agent.named_parameters()]
+    assert not any(n.startswith("imagination") for n in names)  # neither the env model nor the distil policy is the agent's
+    imagined_state, _ = core(frames(2))
+    assert not imagined_state.requires_grad
+
+
+def test_distillation_trains_the_distil_policy_towards_the_agent_and_leaves_the_agent_alone():
+    torch.manual_seed(0)
+    core = i2a.ImaginationCore(1, IN_SHAPE, 5, 10, img.new_env_model("regular", CPU), a2c.ActorCritic(IN_SHAPE, 5))
+    agent = i2a.I2A(IN_SHAPE, 5, 10, 16, core)
+    distil = core.distil_policy
+    states = frames(4)
+    logit, _ = agent(states)
+    target = F.softmax(logit.detach() * 50, dim=1)  # a sharp agent policy, easy to see the distil policy move to
+    sharp_logit = (logit * 50)
+    agent.zero_grad()
+    distil_logit, _ = distil(states)
+    loss = i2a.distillation_loss(sharp_logit, distil_logit, 0.01)
+    loss.backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in agent.parameters())  # the agent's policy is a fixed target
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in distil.parameters())
+    # cross-entropy, positive, with the right sign: a few steps of the distil optimiser lower it
+    assert loss.item() > 0
+    optimizer = torch.optim.Adam(distil.parameters(), lr=1e-3)
+    first = loss.item()
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = i2a.distillation_loss(sharp_logit.detach(), distil(states)[0], 0.01)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < first
+    cross_entropy = -(target * F.log_softmax(distil(states)[0], 1)).sum(1).mean() * 0.01
+    assert loss.item() == pytest.approx(cross_entropy.item(), rel=0.2)
+    # the book's line, without the minus sign, is minus the cross-entropy: minimising it pushes the distil policy away
+    books = 0.01 * (F.softmax(sharp_logit, 1).detach() * F.log_softmax(distil(states)[0], 1)).sum(1).mean()
+    assert books.item() < 0
+
+
+def test_acting_and_the_update_reuse_the_same_imagination():
+    torch.manual_seed(0)
+    model = RecordingModel()
+    core = i2a.ImaginationCore(1, IN_SHAPE, 5, 10, model, a2c.ActorCritic(IN_SHAPE, 5))
+    agent = i2a.I2A(IN_SHAPE, 5, 10, 16, core)
+    states = frames(3)
+    imagined = core(states)
+    calls = len(model.inputs)
+    logit_given, value_given = agent(states, imagined=imagined)
+    assert len(model.inputs) == calls  # no second imagination
+    logit, value = agent(states)
+    assert torch.allclose(logit, logit_given) and torch.allclose(value, value_given)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """A tiny A2C agent and environment model, trained through the two scripts' command lines."""
+    folder = tmp_path_factory.mktemp("models")
+    common = ["--device", "cpu", "--checkpoint-dir", str(folder / "checkpoints")]
+    result = run_script("Chapter_14_Imagine_A2C.py", "--num-frames", "3", "--num-envs", "2", "--gif-frames", "0",
+                        "--run-dir", str(folder / "a2c"), *common)
+    assert result.returncode == 0, result.stderr
+    result = run_script("Chapter_14_Imagination.py", "--num-updates", "3", "--num-envs", "2", "--test-steps", "6",
+                        "--eval-every", "0", "--run-dir", str(folder / "imagination"), *common)
+    assert result.returncode == 0, result.stderr
+    return folder / "checkpoints"
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_cli_smoke(tmp_path, tiny_models, depth):
+    result = run_script("Chapter_14_I2A.py", "--num-frames", "4", "--num-envs", "2", "--log-every", "2", "--num-rolouts", str(depth),
+                        "--gif-frames", "5", "--device", "cpu", "--checkpoint-dir", str(tiny_models), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    for key in ("mean_return_last_100", "frames", "seconds", "mode"):
+        assert key in summary
+    assert summary["frames"] == 4 * 5 * 2
+    for name in ("config.json", "metrics.csv", "learning_curve.png", "episode.gif", "i2a_regular", "distil_policy_regular"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert "Chapter_14_I2A: regular" in result.stdout.strip().splitlines()[-1]
+
+
+def test_missing_env_model_names_the_script_to_run(tmp_path):
+    result = run_script("Chapter_14_I2A.py", "--mode", "hunt", "--checkpoint-dir", str(tmp_path / "none"), "--run-dir", str(tmp_path / "run"))
+    assert_one_line_error(result, "python Chapter_14_Imagination.py --mode hunt")
+    assert not (tmp_path / "run").exists()
+
+
+def test_env_model_of_another_mode_is_refused(tmp_path, tiny_models):
+    result = run_script("Chapter_14_I2A.py", "--mode", "ambush", "--env-model", str(tiny_models / "env_model_regular"),
+                        "--run-dir", str(tmp_path / "run"))
+    assert_one_line_error(result, "not for --mode ambush")
+    assert not (tmp_path / "run").exists()
+
+
+def test_env_model_with_wrong_shapes_is_refused(tmp_path):
+    state = img.new_env_model("regular", CPU).state_dict()
+    state["image_fc.weight"] = torch.zeros(3, 256)
+    save_checkpoint(state, tmp_path / "env_model_regular")
+    result = run_script("Chapter_14_I2A.py", "--checkpoint-dir", str(tmp_path), "--run-dir", str(tmp_path / "run"))
+    assert_one_line_error(result, "does not fit this model")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-rolouts", "0"], "--num-rolouts must be at least 1"),
+    (["--mode", "chase"], "--mode 'chase' is unknown"),
+    (["--device", "cuda:7"], "cuda"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = run_script("Chapter_14_I2A.py", *args, "--run-dir", str(tmp_path / "run"))
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "run").exists()
