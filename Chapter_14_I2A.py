@@ -76,6 +76,7 @@ class Config(RunConfig):
     distil_coef: float = 0.01  # weight of the distillation cross-entropy (the book: 0.01)
     env_model: str = ""  # the environment model; "" means <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
     checkpoint_dir: str = "checkpoints"  # where the environment model is looked for, and i2a_<mode> is also saved
+    reuse_imagination: bool = True  # the update reuses the rollouts imagined while acting (the book imagined every state twice)
     bf16: bool = False  # imagine under bfloat16 autocast (about 2x faster on CPUs with AMX; bench/i2a_speed.py)
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
     log_every: int = 100  # updates between two rows of metrics.csv
@@ -284,7 +285,7 @@ def main(config: Config) -> dict:
 
             states = rollout.states[:-1].view(-1, *state_shape)
             logit, action_log_probs, values, entropy = actor_critic.evaluate_actions(
-                states, rollout.actions.view(-1, 1), imagined=stack_imagined(imagined))
+                states, rollout.actions.view(-1, 1), imagined=stack_imagined(imagined) if config.reuse_imagination else None)
             distil_logit, _, _, _ = distil_policy.evaluate_actions(states, rollout.actions.view(-1, 1))
             distil_loss = distillation_loss(logit, distil_logit, config.distil_coef)
 

@@ -78,7 +78,7 @@ class Config(RunConfig):
     eval_every: int = 1000  # updates between two held-out one-step scores (0: only at the end)
     log_every: int = 100  # updates averaged into one row of metrics.csv
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
-    threads: int = 0  # CPU threads for torch (0: torch's default; the convolutions here use both cores well)
+    threads: int = 1  # CPU threads for torch: 1 holds up when anything else runs; try 2 on an idle machine
 
     def __post_init__(self) -> None:
         super().__post_init__()

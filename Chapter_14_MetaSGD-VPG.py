@@ -16,15 +16,17 @@ regulariser is 1e-5 (the book passed the action size, 2.0, in its place); `adapt
 learning rates (the book passed `meta_lr` and never used `adapt_lr`); task goals and episodes follow `--seed`;
 the episodes of a task are played side by side in one process (`--collector lockstep`, the same Particles2D
 dynamics as tensors) instead of two subprocess environments stepped one step at a time
-(`--collector upstream`, kept for comparison; bench/metasgd_speed.py).
+(`--collector upstream`, kept for comparison; bench/metasgd_speed.py); the outer learning rate is 0.001 and
+the run 400 iterations (the book's 0.01 diverges here after about 60 iterations).
 
 Run it:
     python Chapter_14_MetaSGD-VPG.py
     python Chapter_14_MetaSGD-VPG.py --num-iterations 50 --adapt-steps 2
     python Chapter_14_MetaSGD-VPG.py --help
 
-Time of the default run (200 iterations, then 40 test tasks): see the README's results table for the measured
-figure on a 2-core CPU; no GPU time measured yet.
+Time of the default run (400 iterations, then 40 test tasks): about 5 minutes on a 2-core CPU (300 s measured,
+0.75 s per iteration, beside another run; README); no GPU time measured yet. The book's way of collecting
+episodes takes about a minute per iteration here (bench/metasgd_speed.py).
 Writes (under runs/Chapter_14_MetaSGD-VPG/<date-time>/ or --run-dir): config.json, metrics.csv (per iteration:
 mean return per episode before and after adaptation, adaptation loss, mean learned inner learning rate,
 policy standard deviation), learning_curve.png, trajectories.png (test tasks' episodes before and after one
@@ -57,9 +59,9 @@ MAX_STEPS = 100  # Particles2D-v1's time limit (learn2learn registers it with ma
 class Config(RunConfig):
     seed: int = 42  # seeds task goals, episodes and weights (the book: 42)
     adapt_lr: float = 0.1  # initial inner (adaptation) learning rate of every weight; Meta-SGD learns them from there (the book: 0.1, unused)
-    meta_lr: float = 0.01  # Adam learning rate of the outer loop (the book: 0.01)
+    meta_lr: float = 0.001  # Adam learning rate of the outer loop (book: 0.01, which diverges after ~60 iterations here)
     adapt_steps: int = 1  # policy-gradient adaptation steps per task during meta-training (the book: 1)
-    num_iterations: int = 200  # meta-training iterations, one Adam step each (the book: 200)
+    num_iterations: int = 400  # meta-training iterations, one Adam step each (book: 200; at meta_lr 0.001 it needs ~300)
     meta_bsz: int = 20  # tasks per iteration (the book: 20)
     adapt_bsz: int = 20  # episodes per adaptation step, and per validation (the book: 20)
     tau: float = 1.0  # GAE lambda (the book: 1.0)

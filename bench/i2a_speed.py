@@ -1,0 +1,79 @@
+"""Updates and frames per second of Chapter_14_I2A.py's whole training loop (acting with imagination, stepping
+16 MiniPacman games, the A2C and distillation updates), for each way of running it, in one run:
+
+- imagination computed twice per state (the book: once to act, again in the update) or once and reused (ours);
+- float32 or bfloat16 autocast for the environment model (the cost of I2A is almost all in its forward pass);
+- 1 or 2 torch threads.
+
+The book's own I2A script does about 0.5 updates per second (40 frames per second) on a quiet 2-core machine of
+this kind (measured when the issue was filed). Also reported: how many imagined frames bfloat16 changes against
+float32 (the same model, the same states).
+
+    python bench/i2a_speed.py [--updates 20] [--env-model checkpoints/env_model_regular] [--out docs/i2a_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+from benchlib import report
+
+from tests.conftest import load_script
+
+i2a = load_script("Chapter_14_I2A.py")
+img = load_script("Chapter_14_Imagination.py")
+BOOK_UPDATES_PER_S = 0.5
+BOOK_ENV_MODEL = Path(__file__).resolve().parents[2] / "shared" / "book-checkpoints" / "env_model_regular"
+
+
+def bf16_agreement(env_model_path: str, device: torch.device, states: int = 160) -> float:
+    """Fraction of imagined frames that bfloat16 autocast leaves identical to float32."""
+    from common.minipacman import MiniPacman
+
+    model = img.load_env_model(env_model_path, "regular", device).eval()
+    env, frames = MiniPacman("regular"), []
+    state, _ = env.reset(seed=0)
+    generator = torch.Generator().manual_seed(0)
+    while len(frames) < states:
+        frames.append(torch.from_numpy(state))
+        state, _, terminated, truncated, _ = env.step(int(torch.randint(5, (1,), generator=generator)))
+        if terminated or truncated:
+            state, _ = env.reset()
+    batch = torch.stack(frames).to(device)
+    actions = torch.randint(5, (len(batch),), generator=generator).to(device)
+    full, _ = model.imagine(batch, actions)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        half, _ = model.imagine(batch, actions)
+    return float((full == half).flatten(1).all(1).float().mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--updates", type=int, default=20)
+    parser.add_argument("--env-model", default=str(BOOK_ENV_MODEL) if BOOK_ENV_MODEL.exists() else "checkpoints/env_model_regular")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    rows = []
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        variants = [(False, False, 1), (True, False, 1), (True, True, 1), (False, False, 2), (True, False, 2), (True, True, 2)]
+        if device == "cuda":
+            variants = [(False, False, 1), (True, False, 1), (True, True, 1)]
+        for reuse, bf16, threads in variants:
+            with tempfile.TemporaryDirectory() as tmp:
+                summary = i2a.main(i2a.Config(num_frames=args.updates, log_every=args.updates, reuse_imagination=reuse, bf16=bf16,
+                                              threads=threads, device=device, env_model=args.env_model, gif_frames=0, run_dir=tmp))
+            rows.append(dict(device=device, imagination="once, reused" if reuse else "twice (book)", dtype="bfloat16" if bf16 else "float32",
+                             threads=threads, updates_per_s=summary["updates_per_s"], frames_per_s=summary["frames_per_s"],
+                             vs_book=summary["updates_per_s"] / BOOK_UPDATES_PER_S))
+    agreement = bf16_agreement(args.env_model, torch.device("cpu"))
+    report("i2a_speed", dict(updates=args.updates, num_envs=16, num_steps=5, num_rolouts=1, env_model=Path(args.env_model).name,
+                             book_updates_per_s=BOOK_UPDATES_PER_S, bf16_identical_imagined_frames=agreement), rows,
+           ["device", "imagination", "dtype", "threads", "updates_per_s", "frames_per_s", "vs_book"], args.out)
+
+
+if __name__ == "__main__":
+    main()
