@@ -60,7 +60,7 @@ class Config(RunConfig):
     mode: str = "regular"  # MiniPacman task: regular, avoid, hunt, ambush or rush (the book: regular)
     num_envs: int = 16  # environments played side by side (the book: 16)
     frame_cap: int = 1000  # steps after which an episode is cut (truncated) (the book: 1000)
-    num_frames: int = 4000  # updates of num_steps x num_envs frames (the book: 1,000,000, months on a CPU; this: ~30 min)
+    num_frames: int = 10_000  # updates of num_steps x num_envs frames (book: 1,000,000, ~23 days at its speed; this: ~30 min)
     num_steps: int = 5  # steps per environment between two updates (the book: 5)
     num_rolouts: int = 1  # imagined steps per rollout, the rollout depth (sic: the book's name) (the book: 1)
     hidden_size: int = 256  # the rollout encoder's GRU size (the book: 256)
@@ -77,7 +77,7 @@ class Config(RunConfig):
     env_model: str = ""  # the environment model; "" means <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
     checkpoint_dir: str = "checkpoints"  # where the environment model is looked for, and i2a_<mode> is also saved
     reuse_imagination: bool = True  # the update reuses the rollouts imagined while acting (the book imagined every state twice)
-    bf16: bool = False  # imagine under bfloat16 autocast (about 2x faster on CPUs with AMX; bench/i2a_speed.py)
+    bf16: bool = True  # imagine under bfloat16 autocast: 1.4-2x faster here (AMX), changes 0.6% of imagined frames; --no-bf16: float32
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
