@@ -51,7 +51,7 @@ from Chapter_14_Imagination import load_env_model, onehot_actions, target_to_pix
 from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode
 from common.minipacman import MODES, reward_classes, save_gif
 from common.rollout import RolloutStorage
-from common.runtime import RunConfig, RunDir, UsageError, cli, require, setup
+from common.runtime import RunConfig, RunDir, cli, require, setup
 from common.vec_env import VEC_ENVS, make_vec_env
 
 

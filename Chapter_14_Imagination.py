@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.minipacman import MODES, reward_classes
-from common.runtime import RunConfig, RunDir, UsageError, cli, load_checkpoint, require, save_checkpoint, setup
+from common.runtime import RunConfig, RunDir, UsageError, cli, load_checkpoint, load_state, require, save_checkpoint, setup
 from common.vec_env import VEC_ENVS, make_vec_env
 
 # The colour classes, in the order the book's environment model was trained with:
@@ -243,16 +243,8 @@ def load_env_model(path: str | Path, mode: str, device: torch.device) -> EnvMode
         what = f"the rewards {saved.tolist()}" if saved is not None else "another mode"
         raise UsageError(f"checkpoint {path} is an environment model for {what}, not for --mode {mode}. {hint}")
     model = EnvModel((3, 15, 19), num_pixels, len(classes))
-    load_checkpoint_state(model, state, path, hint)
+    load_state(model, state, path, hint)
     return model.to(device)
-
-
-def load_checkpoint_state(model: nn.Module, state: dict, path, hint: str) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        lines = str(error).strip().splitlines()
-        raise UsageError(f"checkpoint {path} does not fit this model ({(lines[1] if len(lines) > 1 else lines[0]).strip()}). {hint}") from None
 
 
 def load_actor_critic(config, device: torch.device):

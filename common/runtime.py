@@ -223,13 +223,18 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = Non
     if not isinstance(state, dict):
         raise UsageError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict.{fix}")
     if model is not None:
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()
-            detail = first[1].strip() if len(first) > 1 else first[0]
-            raise UsageError(f"checkpoint {path} does not fit this model ({detail}).{fix}") from None
+        load_state(model, state, path, hint)
     return state
+
+
+def load_state(model: torch.nn.Module, state: dict, path: str | os.PathLike, hint: str = "") -> None:
+    """`model.load_state_dict(state)`; a state_dict that does not fit (names, shapes) is a UsageError."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise UsageError(f"checkpoint {path} does not fit this model ({detail}).{' ' + hint if hint else ''}") from None
 
 
 class RunDir:
