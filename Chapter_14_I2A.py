@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,9 +47,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from Chapter_14_Imagination import load_env_model, onehot_actions, target_to_pix
-from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode
+from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
 from common.minipacman import MODES, reward_classes, save_gif
-from common.rollout import RolloutStorage
+from common.rollout import EpisodeStats, RolloutStorage, truncation_values
 from common.runtime import RunConfig, RunDir, cli, require, setup
 from common.vec_env import VEC_ENVS, make_vec_env
 
@@ -241,10 +240,8 @@ def main(config: Config) -> dict:
     state, _ = envs.reset(seed=config.seed)
     rollout.states[0].copy_(torch.from_numpy(state))
     next_imagined = actor_critic.imagination(rollout.states[0])
-    episode_rewards = np.zeros(config.num_envs)
-    episode_lengths = np.zeros(config.num_envs, dtype=np.int64)
-    finished_returns, finished_lengths = deque(maxlen=100), deque(maxlen=100)
-    all_returns, losses = [], []
+    stats = EpisodeStats(config.num_envs)
+    losses = []
 
     start = time.perf_counter()
     progress = tqdm(range(1, config.num_frames + 1), desc="Chapter_14_I2A", unit="update", dynamic_ncols=True)
@@ -258,22 +255,9 @@ def main(config: Config) -> dict:
                 next_state, reward, terminated, truncated, info = envs.step(action.squeeze(1).cpu().numpy())
 
                 done = terminated | truncated
-                episode_rewards += reward
-                episode_lengths += 1
-                for i in np.flatnonzero(done):
-                    finished_returns.append(episode_rewards[i])
-                    finished_lengths.append(episode_lengths[i])
-                    all_returns.append((i_update, float(episode_rewards[i])))
-                episode_rewards[done] = 0
-                episode_lengths[done] = 0
-
-                truncation_value = None
-                if truncated.any():  # the frame cap cut these episodes: bootstrap from their real last state
-                    final = torch.from_numpy(np.stack(info["final_obs"][truncated])).to(device)
-                    with torch.no_grad():
-                        values = actor_critic(final)[1].squeeze(1)
-                    truncation_value = torch.zeros(config.num_envs, 1, device=device)
-                    truncation_value[torch.from_numpy(truncated).to(device), 0] = values
+                stats.update(reward, done, i_update)
+                # the frame cap cut these episodes: the return bootstraps from the value of their real last state
+                truncation_value = truncation_values(lambda final: actor_critic(final)[1], info, truncated, device)
                 masks = torch.from_numpy(1.0 - done.astype(np.float32)).unsqueeze(1)
                 rollout.insert(step, torch.from_numpy(next_state), action, torch.from_numpy(reward).float().unsqueeze(1),
                                masks, truncation_value)
@@ -313,9 +297,8 @@ def main(config: Config) -> dict:
                 m = torch.stack(losses).mean(0).tolist()
                 frames = i_update * config.num_steps * config.num_envs
                 row = dict(update=i_update, frames=frames,
-                           mean_return_last_100=float(np.mean(finished_returns)) if finished_returns else float("nan"),
-                           mean_length_last_100=float(np.mean(finished_lengths)) if finished_lengths else float("nan"),
-                           episodes=len(all_returns), loss=m[0], value_loss=m[1], action_loss=m[2], entropy=m[3],
+                           mean_return_last_100=stats.mean_return, mean_length_last_100=stats.mean_length,
+                           episodes=len(stats.all_returns), loss=m[0], value_loss=m[1], action_loss=m[2], entropy=m[3],
                            distil_cross_entropy=m[4], distil_agreement=m[5], frames_per_s=frames / seconds,
                            updates_per_s=i_update / seconds, seconds=round(seconds, 2))
                 run.log(**row)
@@ -327,44 +310,20 @@ def main(config: Config) -> dict:
 
     run.save_checkpoint(actor_critic.state_dict(), f"i2a_{config.mode}")
     run.save_checkpoint(distil_policy.state_dict(), f"distil_policy_{config.mode}")
-    plot_learning_curve(run, all_returns, config)
+    plot_learning_curve(run, stats.all_returns, config, title=f"I2A (rollout depth {config.num_rolouts})",
+                        extra={"distil_agreement": "distil policy agrees with the agent"})
     if config.gif_frames:
         actor_critic.eval()
         frames, _ = play_episode(actor_critic, config, device)
         save_gif(frames, run.file("episode.gif"))
     frames_done = config.num_frames * config.num_steps * config.num_envs
-    summary = dict(mean_return_last_100=float(np.mean(finished_returns)) if finished_returns else float("nan"),
-                   episodes=len(all_returns), frames=frames_done, updates=config.num_frames, seconds=round(seconds, 2),
+    summary = dict(mean_return_last_100=stats.mean_return, episodes=len(stats.all_returns), frames=frames_done,
+                   updates=config.num_frames, seconds=round(seconds, 2),
                    frames_per_s=round(frames_done / seconds, 1), updates_per_s=round(config.num_frames / seconds, 3),
                    distil_agreement=run.rows[-1]["distil_agreement"], mode=config.mode, num_rolouts=config.num_rolouts,
                    device=str(device), seed=config.seed)
     return run.finish(summary, f"Chapter_14_I2A: {config.mode}, {frames_done} frames in {seconds:.0f} s: mean return "
                                f"{summary['mean_return_last_100']:.1f} over the last 100 episodes")
-
-
-def plot_learning_curve(run: RunDir, all_returns: list, config: Config) -> None:
-    import matplotlib.pyplot as plt
-
-    rows = run.rows
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    if all_returns:
-        updates, returns = zip(*all_returns)
-        axes[0].scatter(np.array(updates) * config.num_steps * config.num_envs / 1e6, returns, s=2, alpha=0.25, label="episodes")
-    frames = [r["frames"] / 1e6 for r in rows]
-    axes[0].plot(frames, [r["mean_return_last_100"] for r in rows], color="tab:red", label="mean of the last 100")
-    axes[0].set(xlabel="million frames", ylabel="episode return")
-    axes[0].legend(fontsize=8)
-    axes[1].plot(frames, [r["value_loss"] for r in rows], label="value loss")
-    axes[1].plot(frames, [r["action_loss"] for r in rows], label="action loss")
-    axes[1].set(xlabel="million frames", ylabel="loss")
-    axes[1].legend(fontsize=8)
-    axes[2].plot(frames, [r["entropy"] for r in rows], label="policy entropy")
-    axes[2].plot(frames, [r["distil_agreement"] for r in rows], label="distil policy agrees with the agent")
-    axes[2].set(xlabel="million frames")
-    axes[2].legend(fontsize=8)
-    fig.suptitle(f"I2A on MiniPacman {config.mode}, rollout depth {config.num_rolouts}, seed {config.seed}")
-    fig.tight_layout()
-    run.save_figure(fig, "learning_curve.png")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ state_dict, also copied to --checkpoint-dir, where Chapter_14_Imagination.py loo
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.minipacman import MODES, MiniPacman, save_gif
-from common.rollout import RolloutStorage
+from common.rollout import EpisodeStats, RolloutStorage, truncation_values
 from common.runtime import RunConfig, RunDir, cli, require, save_checkpoint, setup
 from common.vec_env import VEC_ENVS, make_vec_env
 
@@ -139,10 +138,7 @@ def main(config: Config) -> dict:
 
     state, _ = envs.reset(seed=config.seed)
     rollout.states[0].copy_(torch.from_numpy(state))
-    episode_rewards = np.zeros(config.num_envs)
-    episode_lengths = np.zeros(config.num_envs, dtype=np.int64)
-    finished_returns, finished_lengths = deque(maxlen=100), deque(maxlen=100)
-    all_returns = []
+    stats = EpisodeStats(config.num_envs)
     losses = []
 
     start = time.perf_counter()
@@ -155,22 +151,9 @@ def main(config: Config) -> dict:
                 next_state, reward, terminated, truncated, info = envs.step(action.squeeze(1).cpu().numpy())
 
                 done = terminated | truncated
-                episode_rewards += reward
-                episode_lengths += 1
-                for i in np.flatnonzero(done):
-                    finished_returns.append(episode_rewards[i])
-                    finished_lengths.append(episode_lengths[i])
-                    all_returns.append((i_update, float(episode_rewards[i])))
-                episode_rewards[done] = 0
-                episode_lengths[done] = 0
-
-                truncation_value = None
-                if truncated.any():  # the frame cap cut these episodes: bootstrap from their real last state
-                    final = torch.from_numpy(np.stack(info["final_obs"][truncated])).to(device)
-                    with torch.no_grad():
-                        values = actor_critic(final)[1].squeeze(1)
-                    truncation_value = torch.zeros(config.num_envs, 1, device=device)
-                    truncation_value[torch.from_numpy(truncated).to(device), 0] = values
+                stats.update(reward, done, i_update)
+                # the frame cap cut these episodes: the return bootstraps from the value of their real last state
+                truncation_value = truncation_values(lambda final: actor_critic(final)[1], info, truncated, device)
                 masks = torch.from_numpy(1.0 - done.astype(np.float32)).unsqueeze(1)
                 rollout.insert(step, torch.from_numpy(next_state), action, torch.from_numpy(reward).float().unsqueeze(1),
                                masks, truncation_value)
@@ -199,9 +182,8 @@ def main(config: Config) -> dict:
                 seconds = time.perf_counter() - start
                 loss_mean = torch.stack(losses).mean(0).tolist()
                 row = dict(update=i_update, frames=i_update * config.num_steps * config.num_envs,
-                           mean_return_last_100=float(np.mean(finished_returns)) if finished_returns else float("nan"),
-                           mean_length_last_100=float(np.mean(finished_lengths)) if finished_lengths else float("nan"),
-                           episodes=len(all_returns), loss=loss_mean[0], value_loss=loss_mean[1], action_loss=loss_mean[2],
+                           mean_return_last_100=stats.mean_return, mean_length_last_100=stats.mean_length,
+                           episodes=len(stats.all_returns), loss=loss_mean[0], value_loss=loss_mean[1], action_loss=loss_mean[2],
                            entropy=loss_mean[3], frames_per_s=i_update * config.num_steps * config.num_envs / seconds,
                            seconds=round(seconds, 2))
                 run.log(**row)
@@ -214,13 +196,13 @@ def main(config: Config) -> dict:
     name = f"actor_critic_{config.mode}"
     run.save_checkpoint(actor_critic.state_dict(), name)
     save_checkpoint(actor_critic.state_dict(), Path(config.checkpoint_dir) / name)
-    plot_learning_curve(run, all_returns, config)
+    plot_learning_curve(run, stats.all_returns, config)
     if config.gif_frames:
         frames, gif_return = play_episode(actor_critic, config, device)
         save_gif(frames, run.file("episode.gif"))
     frames_done = config.num_frames * config.num_steps * config.num_envs
-    summary = dict(mean_return_last_100=float(np.mean(finished_returns)) if finished_returns else float("nan"),
-                   episodes=len(all_returns), frames=frames_done, updates=config.num_frames, seconds=round(seconds, 2),
+    summary = dict(mean_return_last_100=stats.mean_return, episodes=len(stats.all_returns), frames=frames_done,
+                   updates=config.num_frames, seconds=round(seconds, 2),
                    frames_per_s=round(frames_done / seconds, 1), mode=config.mode, device=str(device), seed=config.seed,
                    checkpoint=str(Path(config.checkpoint_dir) / name))
     return run.finish(summary, f"Chapter_14_Imagine_A2C: {config.mode}, {frames_done} frames in {seconds:.0f} s: mean return "
@@ -244,7 +226,8 @@ def play_episode(actor_critic: ActorCritic, config: Config, device: torch.device
             return frames, total
 
 
-def plot_learning_curve(run: RunDir, all_returns: list, config: Config) -> None:
+def plot_learning_curve(run: RunDir, all_returns: list, config, title: str = "A2C", extra: dict | None = None) -> None:
+    """Episode returns, losses and entropy against frames; `extra` ({metrics.csv column: label}) joins the third panel."""
     import matplotlib.pyplot as plt
 
     rows = run.rows
@@ -260,9 +243,11 @@ def plot_learning_curve(run: RunDir, all_returns: list, config: Config) -> None:
     axes[1].plot(frames, [r["action_loss"] for r in rows], label="action loss")
     axes[1].set(xlabel="million frames", ylabel="loss")
     axes[1].legend(fontsize=8)
-    axes[2].plot(frames, [r["entropy"] for r in rows])
-    axes[2].set(xlabel="million frames", ylabel="policy entropy")
-    fig.suptitle(f"A2C on MiniPacman {config.mode}, {config.num_envs} envs, seed {config.seed}")
+    for key, label in {"entropy": "policy entropy", **(extra or {})}.items():
+        axes[2].plot(frames, [r[key] for r in rows], label=label)
+    axes[2].set(xlabel="million frames")
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"{title} on MiniPacman {config.mode}, {config.num_envs} envs, seed {config.seed}")
     fig.tight_layout()
     run.save_figure(fig, "learning_curve.png")
 
