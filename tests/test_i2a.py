@@ -138,30 +138,28 @@ def test_distillation_trains_the_distil_policy_towards_the_agent_and_leaves_the_
     agent = i2a.I2A(IN_SHAPE, 5, 10, 16, core)
     distil = core.distil_policy
     states = frames(4)
-    logit, _ = agent(states)
-    target = F.softmax(logit.detach() * 50, dim=1)  # a sharp agent policy, easy to see the distil policy move to
-    sharp_logit = (logit * 50)
-    agent.zero_grad()
+    logit = agent(states)[0] * 50  # a sharp agent policy, so the distil policy has somewhere to go
     distil_logit, _ = distil(states)
-    loss = i2a.distillation_loss(sharp_logit, distil_logit, 0.01)
+    loss = i2a.distillation_loss(logit, distil_logit, 0.01)
+    # 0.01 x the cross-entropy from the agent's policy to the distil policy's
+    expected = 0.01 * F.cross_entropy(distil_logit, F.softmax(logit, 1).detach())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5) and loss.item() > 0
     loss.backward()
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in agent.parameters())  # the agent's policy is a fixed target
+    assert all(p.grad is None for p in agent.parameters())  # the agent's policy is a fixed target
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in distil.parameters())
-    # cross-entropy, positive, with the right sign: a few steps of the distil optimiser lower it
-    assert loss.item() > 0
+    # the distil optimiser's steps lower it
     optimizer = torch.optim.Adam(distil.parameters(), lr=1e-3)
     first = loss.item()
-    for _ in range(20):
+    for _ in range(10):
         optimizer.zero_grad()
-        loss = i2a.distillation_loss(sharp_logit.detach(), distil(states)[0], 0.01)
+        loss = i2a.distillation_loss(logit.detach(), distil(states)[0], 0.01)
         loss.backward()
         optimizer.step()
     assert loss.item() < first
-    cross_entropy = -(target * F.log_softmax(distil(states)[0], 1)).sum(1).mean() * 0.01
-    assert loss.item() == pytest.approx(cross_entropy.item(), rel=0.2)
     # the book's line, without the minus sign, is minus the cross-entropy: minimising it pushes the distil policy away
-    books = 0.01 * (F.softmax(sharp_logit, 1).detach() * F.log_softmax(distil(states)[0], 1)).sum(1).mean()
-    assert books.item() < 0
+    distil_logit = distil(states)[0]
+    books = 0.01 * (F.softmax(logit, 1).detach() * F.log_softmax(distil_logit, 1)).sum(1).mean()
+    assert books.item() == pytest.approx(-i2a.distillation_loss(logit, distil_logit, 0.01).item(), rel=1e-5)
 
 
 def test_acting_and_the_update_reuse_the_same_imagination():
