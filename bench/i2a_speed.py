@@ -9,7 +9,7 @@ The book's own I2A script does about 0.5 updates per second (40 frames per secon
 this kind (measured when the issue was filed). Also reported: how many imagined frames bfloat16 changes against
 float32 (the same model, the same states).
 
-    python bench/i2a_speed.py [--updates 20] [--env-model checkpoints/env_model_regular] [--out docs/i2a_speed.json]
+    python bench/i2a_speed.py [--updates 20] [--defaults-only] [--env-model checkpoints/env_model_regular] [--out docs/i2a_speed.json]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--env-model", default=str(BOOK_ENV_MODEL) if BOOK_ENV_MODEL.exists() else "checkpoints/env_model_regular")
+    parser.add_argument("--defaults-only", action="store_true", help="only the script's defaults (imagination reused, bfloat16, 2 threads)")
     parser.add_argument("--out")
     args = parser.parse_args()
     rows = []
@@ -62,6 +63,8 @@ def main() -> None:
         variants = [(False, False, 1), (True, False, 1), (True, True, 1), (False, False, 2), (True, False, 2), (True, True, 2)]
         if device == "cuda":
             variants = [(False, False, 1), (True, False, 1), (True, True, 1)]
+        if args.defaults_only:
+            variants = [(True, True, 2 if device == "cpu" else 1)]
         for reuse, bf16, threads in variants:
             with tempfile.TemporaryDirectory() as tmp:
                 summary = i2a.main(i2a.Config(num_frames=args.updates, log_every=args.updates, reuse_imagination=reuse, bf16=bf16,
