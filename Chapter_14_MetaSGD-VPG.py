@@ -384,21 +384,23 @@ def main(config: Config) -> dict:
     policy, meta_learner, baseline, opt = make_learners(config, device)
 
     start = time.perf_counter()
-    tqdm_bar = tqdm(range(1, config.num_iterations + 1), desc="Chapter_14_MetaSGD-VPG", unit="it", dynamic_ncols=True)
-    for iteration in tqdm_bar:
-        row = meta_step(meta_learner, opt, train_tasks.sample_tasks(config.meta_bsz), runner, baseline, config)
-        run.log(iteration=iteration, **{k: round(v, 6) for k, v in row.items()}, seconds=round(time.perf_counter() - start, 2))
-        tqdm_bar.set_postfix(before=f"{row['return_before']:.1f}", after=f"{row['return_after']:.1f}",
-                             lr=f"{row['mean_adapt_lr']:.3f}", std=f"{row['policy_std']:.3f}")
-    seconds = time.perf_counter() - start
-
-    returns, kept = evaluate(meta_learner, runner, baseline, test_tasks, config)
-    if hasattr(runner, "close"):
-        runner.close()
+    try:
+        tqdm_bar = tqdm(range(1, config.num_iterations + 1), desc="Chapter_14_MetaSGD-VPG", unit="it", dynamic_ncols=True)
+        for iteration in tqdm_bar:
+            row = meta_step(meta_learner, opt, train_tasks.sample_tasks(config.meta_bsz), runner, baseline, config)
+            run.log(iteration=iteration, **{k: round(v, 6) for k, v in row.items()}, seconds=round(time.perf_counter() - start, 2))
+            tqdm_bar.set_postfix(before=f"{row['return_before']:.1f}", after=f"{row['return_after']:.1f}",
+                                 lr=f"{row['mean_adapt_lr']:.3f}", std=f"{row['policy_std']:.3f}")
+        seconds = time.perf_counter() - start
+        returns, kept = evaluate(meta_learner, runner, baseline, test_tasks, config)
+    finally:
+        if hasattr(runner, "close"):  # the upstream collector's subprocesses
+            runner.close()
     run.save_checkpoint(meta_learner.state_dict(), "meta_learner.pt")
     plot_learning_curve(run, config)
     plot_trajectories(run, kept, config)
-    means, ci95 = returns.mean(0), 1.96 * returns.std(0, ddof=1) / math.sqrt(len(returns)) if len(returns) > 1 else 0 * returns[0]
+    means = returns.mean(0)
+    ci95 = 1.96 * returns.std(0, ddof=1) / math.sqrt(len(returns)) if len(returns) > 1 else np.zeros_like(means)
     summary = {f"return_after_{k}_steps": round(float(means[k]), 3) for k in range(config.eval_steps + 1)}
     summary.update({f"return_after_{k}_steps_ci95": round(float(ci95[k]), 3) for k in range(config.eval_steps + 1)})
     summary.update(iterations=config.num_iterations, seconds=round(seconds, 2), eval_tasks=config.eval_tasks,
