@@ -64,18 +64,26 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
 
 def test_ctrl_c_leaves_only_complete_files(tmp_path):
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "Chapter_14_HER.py"), "--num-bits", "8", "--max-frames", "10000000",
-         "--cycles-per-epoch", "1", "--device", "cpu", "--run-dir", str(run_dir)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.time() + 120
-    while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # well inside training: metrics.csv is being rewritten every cycle
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    logs = tmp_path.parent / f"{tmp_path.name}-output"  # outside the run directory; files, not pipes that can fill up
+    logs.mkdir()
+    with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as error:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "Chapter_14_HER.py"), "--num-bits", "8", "--max-frames", "10000000",
+             "--cycles-per-epoch", "1", "--device", "cpu", "--run-dir", str(run_dir)],
+            cwd=tmp_path, stdout=out, stderr=error, text=True,
+        )
+        deadline = time.time() + 120
+        while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # well inside training: metrics.csv is being rewritten every cycle
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    err = (logs / "stderr").read_text()
+    assert process.returncode == 130, err[-2000:]
     assert "interrupted" in err
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == ["config.json", "metrics.csv"], names  # no temporary files, nothing half-written
