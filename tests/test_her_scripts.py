@@ -71,6 +71,8 @@ def test_ctrl_c_leaves_only_complete_files(tmp_path):
             [sys.executable, str(ROOT / "Chapter_14_HER.py"), "--num-bits", "8", "--max-frames", "10000000",
              "--cycles-per-epoch", "1", "--device", "cpu", "--run-dir", str(run_dir)],
             cwd=tmp_path, stdout=out, stderr=error, text=True,
+            # a terminal's Ctrl+C, even when this test runs in a background job (which starts with SIGINT ignored)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.time() + 120
         while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
