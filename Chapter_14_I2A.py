@@ -262,7 +262,9 @@ def main(config: Config) -> dict:
                 masks = torch.from_numpy(1.0 - done.astype(np.float32)).unsqueeze(1)
                 rollout.insert(step, torch.from_numpy(next_state), action, torch.from_numpy(reward).float().unsqueeze(1),
                                masks, truncation_value)
-                next_imagined = actor_critic.imagination(rollout.states[step + 1])  # also the next update's first
+                # imagined once, used to act on the next step and again in the update; the last step's is also the next
+                # update's first (imagined before this update's distil step: at depth > 1 its later actions are one update old)
+                next_imagined = actor_critic.imagination(rollout.states[step + 1])
 
             with torch.no_grad():
                 _, next_value = actor_critic(rollout.states[-1], imagined=next_imagined)
