@@ -381,7 +381,7 @@ def main(config: Config) -> dict:
     train_tasks = task_sampler(config.seed)
     test_tasks = task_sampler(10**6 + config.seed).sample_tasks(config.eval_tasks)
     runner = make_runner(config, device)
-    policy, meta_learner, baseline, opt = make_learners(config, device)
+    _, meta_learner, baseline, opt = make_learners(config, device)
 
     start = time.perf_counter()
     try:
