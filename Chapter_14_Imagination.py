@@ -212,7 +212,7 @@ class EnvModel(nn.Module):
         image = image.permute(0, 2, 3, 1).contiguous().view(-1, 256)
         image = self.image_fc(image)
         reward = self.reward_conv(x)
-        reward = reward.view(batch_size, -1)
+        reward = reward.reshape(batch_size, -1)
         reward = self.reward_fc(reward)
         return image, reward
 

@@ -70,5 +70,5 @@ def report(name: str, settings: dict, rows: list[dict], columns: list[str], out:
 
 def fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+        return f"{value:,.4g}" if abs(value) < 100 else f"{value:,.0f}"
     return "" if value is None else str(value)

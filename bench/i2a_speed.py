@@ -3,7 +3,10 @@
 
 - imagination computed twice per state (the book: once to act, again in the update) or once and reused (ours);
 - float32 or bfloat16 autocast for the environment model (the cost of I2A is almost all in its forward pass);
-- 1 or 2 torch threads.
+- 1 or 2 torch threads;
+- and, in a fresh process, the defaults with glibc's own malloc settings (what the scripts had before
+  `keep_freed_memory` in common/runtime.py: freed activations went back to the system and every forward pass
+  page-faulted fresh memory in; a third of the time in the kernel).
 
 The book's own I2A script does about 0.5 updates per second (40 frames per second) on a quiet 2-core machine of
 this kind (measured when the issue was filed). Also reported: how many imagined frames bfloat16 changes against
@@ -15,6 +18,9 @@ float32 (the same model, the same states).
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -50,13 +56,29 @@ def bf16_agreement(env_model_path: str, device: torch.device, states: int = 160)
     return float((full == half).flatten(1).all(1).float().mean())
 
 
+def run_row(args, device: str, reuse: bool, bf16: bool, threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = i2a.main(i2a.Config(num_frames=args.updates, log_every=args.updates, reuse_imagination=reuse, bf16=bf16,
+                                      threads=threads, device=device, env_model=args.env_model, gif_frames=0, run_dir=tmp))
+    return dict(device=device, imagination="once, reused" if reuse else "twice (book)", dtype="bfloat16" if bf16 else "float32",
+                threads=threads, malloc="kept" if not args.glibc_default else "glibc default",
+                updates_per_s=summary["updates_per_s"], frames_per_s=summary["frames_per_s"], vs_book=summary["updates_per_s"] / BOOK_UPDATES_PER_S)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--env-model", default=str(BOOK_ENV_MODEL) if BOOK_ENV_MODEL.exists() else "checkpoints/env_model_regular")
     parser.add_argument("--defaults-only", action="store_true", help="only the script's defaults (imagination reused, bfloat16, 2 threads)")
+    parser.add_argument("--glibc-default", action="store_true", help="only the defaults, with glibc's malloc settings left alone; prints one JSON row")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.glibc_default:
+        import common.runtime
+
+        common.runtime.keep_freed_memory = lambda: False  # setup() calls it: left out, glibc keeps its own thresholds
+        print(json.dumps(run_row(args, "cpu", True, True, 2)))
+        return
     rows = []
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
@@ -65,17 +87,16 @@ def main() -> None:
             variants = [(False, False, 1), (True, False, 1), (True, True, 1)]
         if args.defaults_only:
             variants = [(True, True, 2 if device == "cpu" else 1)]
+        if device == "cpu" and not args.defaults_only:  # first, while the machine is as idle as for the other rows
+            child = subprocess.run([sys.executable, __file__, "--glibc-default", "--updates", str(args.updates), "--env-model", args.env_model],
+                                   capture_output=True, text=True, check=True)
+            rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
         for reuse, bf16, threads in variants:
-            with tempfile.TemporaryDirectory() as tmp:
-                summary = i2a.main(i2a.Config(num_frames=args.updates, log_every=args.updates, reuse_imagination=reuse, bf16=bf16,
-                                              threads=threads, device=device, env_model=args.env_model, gif_frames=0, run_dir=tmp))
-            rows.append(dict(device=device, imagination="once, reused" if reuse else "twice (book)", dtype="bfloat16" if bf16 else "float32",
-                             threads=threads, updates_per_s=summary["updates_per_s"], frames_per_s=summary["frames_per_s"],
-                             vs_book=summary["updates_per_s"] / BOOK_UPDATES_PER_S))
+            rows.append(run_row(args, device, reuse, bf16, threads))
     agreement = bf16_agreement(args.env_model, torch.device("cpu"))
     report("i2a_speed", dict(updates=args.updates, num_envs=16, num_steps=5, num_rolouts=1, env_model=Path(args.env_model).name,
                              book_updates_per_s=BOOK_UPDATES_PER_S, bf16_identical_imagined_frames=agreement), rows,
-           ["device", "imagination", "dtype", "threads", "updates_per_s", "frames_per_s", "vs_book"], args.out)
+           ["device", "imagination", "dtype", "threads", "malloc", "updates_per_s", "frames_per_s", "vs_book"], args.out)
 
 
 if __name__ == "__main__":
