@@ -25,9 +25,9 @@ Run it (after Chapter_14_Imagine_A2C.py and Chapter_14_Imagination.py for the sa
     python Chapter_14_I2A.py --env-model ../shared/book-checkpoints/env_model_regular
     python Chapter_14_I2A.py --help
 
-Time of the default run: about 25 minutes on a 2-core CPU (1,482 s measured, 3.37 updates per second, alone on
+Time of the default run: about 26 minutes on a 2-core CPU (1,558 s measured, 6.42 updates per second, alone on
 the machine; README); no GPU time measured yet. The book's 1,000,000 updates would take about 23 days at its
-speed here, and about 3.4 days at ours.
+speed here, and about 1.8 days at ours.
 Writes (under runs/Chapter_14_I2A/<date-time>/ or --run-dir): config.json, metrics.csv (every `log_every`
 updates: mean return of the last 100 episodes, losses, the distil policy's agreement with the agent, frames
 per second), learning_curve.png, episode.gif, i2a_<mode> and distil_policy_<mode> (state_dicts), summary.json.
@@ -77,7 +77,7 @@ class Config(RunConfig):
     env_model: str = ""  # the environment model; "" means <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
     checkpoint_dir: str = "checkpoints"  # where the environment model is looked for, and i2a_<mode> is also saved
     reuse_imagination: bool = True  # the update reuses the rollouts imagined while acting (the book imagined every state twice)
-    bf16: bool = True  # imagine under bfloat16 autocast: 1.4x faster here (AMX), changes 0.6% of imagined frames; --no-bf16: float32
+    bf16: bool = True  # imagine under bfloat16 autocast: 1.75x faster here (AMX), changes ~1% of imagined frames; --no-bf16: float32
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)

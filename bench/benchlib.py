@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,19 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def leave_glibc_malloc_alone() -> None:
+    """For a row measured without `keep_freed_memory` (common/runtime.py): setup() will not call it."""
+    import common.runtime
+
+    common.runtime.keep_freed_memory = lambda: False
+
+
+def fresh_process_row(script: str, args: list[str]) -> dict:
+    """Run a benchmark script again in a fresh process (`args` should make it print one JSON row last)."""
+    child = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def timed(fn, repeat: int, warmup: int = 0, sync: bool = False) -> float:

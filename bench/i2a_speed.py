@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
-from benchlib import report
+from benchlib import fresh_process_row, leave_glibc_malloc_alone, report
 
 from tests.conftest import load_script
 
@@ -74,9 +72,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.glibc_default:
-        import common.runtime
-
-        common.runtime.keep_freed_memory = lambda: False  # setup() calls it: left out, glibc keeps its own thresholds
+        leave_glibc_malloc_alone()
         print(json.dumps(run_row(args, "cpu", True, True, 2)))
         return
     rows = []
@@ -88,9 +84,7 @@ def main() -> None:
         if args.defaults_only:
             variants = [(True, True, 2 if device == "cpu" else 1)]
         if device == "cpu" and not args.defaults_only:  # first, while the machine is as idle as for the other rows
-            child = subprocess.run([sys.executable, __file__, "--glibc-default", "--updates", str(args.updates), "--env-model", args.env_model],
-                                   capture_output=True, text=True, check=True)
-            rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            rows.append(fresh_process_row(__file__, ["--glibc-default", "--updates", str(args.updates), "--env-model", args.env_model]))
         for reuse, bf16, threads in variants:
             rows.append(run_row(args, device, reuse, bf16, threads))
     agreement = bf16_agreement(args.env_model, torch.device("cpu"))
