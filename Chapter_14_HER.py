@@ -14,7 +14,7 @@ Run it:
     python Chapter_14_HER.py --num-bits 30 --max-frames 1500000
     python Chapter_14_HER.py --help                # every hyperparameter
 
-Time of the default run: about 75 s on a 2-core CPU (69 s of training, measured; README); no GPU time
+Time of the default run: about 50 s on a 2-core CPU (44 s of training, measured; README); no GPU time
 measured yet, and a network this small has little to gain there.
 Writes (under runs/Chapter_14_HER/<date-time>/ or --run-dir): config.json, metrics.csv (one row per epoch:
 success rate, mean return, TD loss, greedy success), learning_curve.png, summary.json.

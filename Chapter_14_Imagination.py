@@ -19,7 +19,7 @@ Run it (after `python Chapter_14_Imagine_A2C.py`, which writes checkpoints/actor
     python Chapter_14_Imagination.py --actor-critic ../shared/book-checkpoints/actor_critic_regular
     python Chapter_14_Imagination.py --help
 
-Time of the default run: about 6 minutes on a 2-core CPU (375 s measured, one thread, beside other jobs;
+Time of the default run: about 4.5 minutes on a 2-core CPU (254 s measured, one thread, beside another job;
 README); no GPU time measured yet.
 Writes (under runs/Chapter_14_Imagination/<date-time>/ or --run-dir): config.json, metrics.csv (every
 `log_every` updates: losses; every `eval_every`: held-out accuracies), loss_curve.png, imagined.png (imagined

@@ -12,7 +12,7 @@ Run it:
     python Chapter_14_Imagine_A2C.py --mode hunt --num-frames 2000
     python Chapter_14_Imagine_A2C.py --help
 
-Time of the default run: about 9 minutes on a 2-core CPU (516 s measured, 4,650 frames per second; README);
+Time of the default run: about 4.5 minutes on a 2-core CPU (254 s measured, 9,450 frames per second; README);
 no GPU time measured yet.
 Writes (under runs/Chapter_14_Imagine_A2C/<date-time>/ or --run-dir): config.json, metrics.csv (every
 `log_every` updates: mean return and length of the last 100 finished episodes, losses, entropy, frames per
@@ -57,7 +57,7 @@ class Config(RunConfig):
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
     checkpoint_dir: str = "checkpoints"  # also save actor_critic_<mode> here, for Chapter_14_Imagination.py
-    threads: int = 1  # CPU threads for torch: 2 is 7% faster on an idle machine, 1 far faster on a busy one
+    threads: int = 1  # CPU threads for torch: 2 is 24% faster on an idle machine, 1 far faster on a busy one
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -24,8 +24,8 @@ Run it:
     python Chapter_14_MetaSGD-VPG.py --num-iterations 50 --adapt-steps 2
     python Chapter_14_MetaSGD-VPG.py --help
 
-Time of the default run (400 iterations, then 40 test tasks): about 5 minutes on a 2-core CPU (300 s measured,
-0.75 s per iteration, beside another run; README); no GPU time measured yet. The book's way of collecting
+Time of the default run (400 iterations, then 40 test tasks): about 5 minutes on a 2-core CPU (304 s measured,
+0.76 s per iteration, beside another run; README); no GPU time measured yet. The book's way of collecting
 episodes takes about a minute per iteration here (bench/metasgd_speed.py).
 Writes (under runs/Chapter_14_MetaSGD-VPG/<date-time>/ or --run-dir): config.json, metrics.csv (per iteration:
 mean return per episode before and after adaptation, adaptation loss, mean learned inner learning rate,

@@ -14,7 +14,7 @@ Run it:
     python Chapter_14_wo_HER.py --num-bits 8 --max-frames 50000 --device cpu
     python Chapter_14_wo_HER.py --help           # every hyperparameter
 
-Time of the default run: about a minute on a 2-core CPU (53 s of training, measured; README); no GPU time measured
+Time of the default run: about 35 s on a 2-core CPU (31 s of training, measured; README); no GPU time measured
 yet, and a network this small has little to gain there.
 Writes (under runs/Chapter_14_wo_HER/<date-time>/ or --run-dir): config.json, metrics.csv (one row per
 epoch: success rate, mean return, TD loss, greedy success), learning_curve.png, summary.json.
