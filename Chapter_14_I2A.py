@@ -77,7 +77,7 @@ class Config(RunConfig):
     env_model: str = ""  # the environment model; "" means <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
     checkpoint_dir: str = "checkpoints"  # where the environment model is looked for, and i2a_<mode> is also saved
     reuse_imagination: bool = True  # the update reuses the rollouts imagined while acting (the book imagined every state twice)
-    bf16: bool = True  # imagine under bfloat16 autocast: 1.75x faster here (AMX), changes ~1% of imagined frames; --no-bf16: float32
+    bf16: bool = True  # imagine under bfloat16 autocast: 1.75x faster here (AVX-512 BF16), changes ~1% of imagined frames; --no-bf16: float32
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)

@@ -6,7 +6,7 @@
 - 1 or 2 torch threads;
 - and, in a fresh process, the defaults with glibc's own malloc settings (what the scripts had before
   `keep_freed_memory` in common/runtime.py: freed activations went back to the system and every forward pass
-  page-faulted fresh memory in; a third of the time in the kernel).
+  page-faulted fresh memory in; a quarter of the CPU time in the kernel).
 
 The book's own I2A script does about 0.5 updates per second (40 frames per second) on a quiet 2-core machine of
 this kind (measured when the issue was filed). Also reported: how many imagined frames bfloat16 changes against

@@ -178,8 +178,8 @@ def keep_freed_memory() -> bool:
 
     By default a block over 128 KB (an activation of a convolution over a batch of frames) is mapped fresh
     from the system and unmapped when freed, so every forward pass pays page faults on new, zeroed memory.
-    I2A's loop spent a third of its time in the kernel that way (bench/i2a_speed.py: 3.3 -> 5.2 updates per
-    second). Elsewhere than glibc (macOS, Windows, musl), nothing to do. True when glibc took the settings."""
+    I2A's loop spent a quarter of its CPU time in the kernel that way (bench/i2a_speed.py: 4.5 -> 6.8 updates
+    per second; A2C, bench/a2c_speed.py: 7,800 -> 9,600 frames per second). Elsewhere than glibc (macOS, Windows, musl), nothing to do. True when glibc took the settings."""
     if not sys.platform.startswith("linux"):
         return False
     try:
