@@ -19,26 +19,38 @@ import argparse
 import copy
 from pathlib import Path
 
-import numpy as np
+import gymnasium as gym
 import torch
 from benchlib import ROOT, report
 
+from Chapter_14_Imagine_A2C import make_env
+from common.vec_env import make_vec_env
 from tests.conftest import load_script
 
 img = load_script("Chapter_14_Imagination.py")
 BOOK_MODEL = ROOT.parent / "shared" / "book-checkpoints" / "env_model_regular"
 
 
-def oracle_next(env, action: int, samples: int, seed: int) -> tuple[torch.Tensor, list[float]]:
-    """The next frames and rewards of `samples` copies of `env` (a MiniPacman) stepped with `action`."""
-    frames, rewards = [], []
-    for k in range(samples):
-        twin = copy.deepcopy(env)
-        twin._rng.seed(seed * 1000 + k)
-        frame, reward, *_ = twin.step(action)
-        frames.append(torch.from_numpy(frame))
-        rewards.append(reward)
-    return torch.stack(frames), rewards
+class Oracle(gym.Wrapper):
+    """Before each step of the game it wraps, the per-pixel (colour class) and reward-class outcome most frequent
+    among `samples` copies of the game stepped with the same action and fresh random numbers."""
+
+    def __init__(self, env, index: int, num_envs: int, samples: int, classes):
+        super().__init__(env)
+        self.index, self.num_envs, self.samples, self.classes = index, num_envs, samples, classes
+        self.pixels, self.rewards = [], []
+
+    def step(self, action):
+        frames, rewards = [], []
+        for k in range(self.samples):
+            twin = copy.deepcopy(self.env.unwrapped)
+            twin._rng.seed((len(self.pixels) * self.num_envs + self.index) * 1000 + k)
+            frame, reward, *_ = twin.step(int(action))
+            frames.append(torch.from_numpy(frame))
+            rewards.append(reward)
+        self.pixels.append(img.pix_to_target(torch.stack(frames)).view(self.samples, -1).mode(0).values)
+        self.rewards.append(self.classes(torch.tensor(rewards)).mode().values)
+        return self.env.step(action)
 
 
 def main() -> None:
@@ -53,42 +65,26 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     device = torch.device("cpu")
-    config = img.Config(actor_critic=args.agent, device="cpu", vec_env="sync")
+    config = img.Config(actor_critic=args.agent, device="cpu")
     agent = img.load_actor_critic(config, device)
     classes = img.RewardClasses("regular", device)
     torch.manual_seed(0)
 
-    envs = img.make_envs(config)
-    columns = {name: [] for name in ("states", "actions", "rewards", "next_states", "dones")}
-    oracle_pixels, oracle_rewards = [], []
-    states, _ = envs.reset(seed=args.seed)
-    states = torch.from_numpy(states)
+    oracles = [Oracle(make_env(config.mode, config.frame_cap), i, config.num_envs, args.samples, classes) for i in range(config.num_envs)]
+    envs = make_vec_env([lambda oracle=oracle: oracle for oracle in oracles], "sync")
     try:
-        for t in range(args.steps):
-            with torch.no_grad():
-                actions = agent.act(states).view(-1)
-            for i, env in enumerate(envs.envs):
-                frames, rewards = oracle_next(env.unwrapped, int(actions[i]), args.samples, seed=t * len(envs.envs) + i)
-                oracle_pixels.append(img.pix_to_target(frames).view(args.samples, -1).mode(0).values)
-                oracle_rewards.append(classes(torch.tensor(rewards)).mode().values)
-            next_states, rewards, terminated, truncated, info = envs.step(actions.numpy())
-            dones = terminated | truncated
-            targets = torch.from_numpy(next_states).clone()
-            for i in np.flatnonzero(dones):
-                targets[i] = torch.from_numpy(info["final_obs"][i])
-            for name, value in zip(columns, (states, actions, torch.from_numpy(rewards).float(), targets, torch.from_numpy(dones))):
-                columns[name].append(value)
-            states = torch.from_numpy(next_states)
+        data = img.collect(envs, args.steps, agent, device, seed=args.seed)  # the transitions Chapter_14_Imagination.py scores on
     finally:
         envs.close()
-    data = {name: torch.stack(column) for name, column in columns.items()}
+    oracle_pixels = [torch.stack(column) for column in zip(*(oracle.pixels for oracle in oracles))]  # time-major, like data
+    oracle_rewards = [torch.stack(column) for column in zip(*(oracle.rewards for oracle in oracles))]
 
     next_states = data["next_states"].flatten(0, 1)
     target_pixels = img.pix_to_target(next_states).view(len(next_states), -1)
     target_rewards = classes(data["rewards"].flatten(0, 1))
-    hits = torch.stack(oracle_pixels) == target_pixels
+    hits = torch.cat(oracle_pixels) == target_pixels
     rows = [dict(predictor="oracle (the game's hidden state)", pixel=float(hits.float().mean()), frame=float(hits.all(1).float().mean()),
-                 reward=float((torch.stack(oracle_rewards) == target_rewards).float().mean()), transitions=len(target_pixels))]
+                 reward=float((torch.cat(oracle_rewards) == target_rewards).float().mean()), transitions=len(target_pixels))]
     for name, path in (("our env model", args.ours), ("the book's env model", args.book)):
         if Path(path).exists():
             scores = img.one_step_scores(img.load_env_model(path, "regular", device).eval(), data, classes)
