@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.runtime import cli, require
 from Chapter_14_wo_HER import Config as DQNConfig
 from Chapter_14_wo_HER import Episodes, ReplayBuffer, train
+from common.runtime import cli, require
 
 
 @dataclass

@@ -2,8 +2,9 @@
 agent" (理解增强想象力代理) in chapter 14.
 
 An A2C agent whose policy also reads imagined futures. From every state it meets, the `ImaginationCore` plays
-one rollout per action through the frozen environment model of Chapter_14_Imagination.py (`num_rolouts` steps
-deep; after the first action, the small distilled policy picks the actions); a `RolloutEncoder` (convolutions
+one rollout per action through the frozen environment model of Chapter_14_Imagination.py (`rollout_depth` steps
+deep, the book's `num_rolouts`; after the first action, the small distilled policy picks the actions); a
+`RolloutEncoder` (convolutions
 on each imagined frame, with the imagined reward, then a GRU read from the last imagined step back to the
 first) sums each rollout up in 256 numbers; the `I2A` network joins those 5 x 256 numbers to its own
 model-free view of the frame and outputs the policy and the value. A2C trains the agent as in
@@ -17,20 +18,21 @@ the environment model's own palette and pixel layout (the book swapped two colou
 each state gets its own rollouts, one per action (the book's batch mixed states up); depth > 1 feeds one
 action per rollout (the book's one-hot set several); the GRU reads the rollout backwards, as in the paper; the
 environment model is frozen and in eval mode. Faster: imagination runs once per state, under no_grad, on the
-device, and the update reuses it (the book imagined every state twice, the second time for nothing).
+device (in bfloat16 where the device runs it natively), and the update reuses it (the book imagined every state
+twice, the second time for nothing).
 
 Run it (after Chapter_14_Imagine_A2C.py and Chapter_14_Imagination.py for the same --mode):
     python Chapter_14_I2A.py
-    python Chapter_14_I2A.py --mode hunt --num-frames 2000
-    python Chapter_14_I2A.py --env-model ../shared/book-checkpoints/env_model_regular
+    python Chapter_14_I2A.py --mode hunt --num-updates 2000
+    python Chapter_14_I2A.py --env-model <the book's env_model_regular>     # docs/install.md: the book's checkpoints
     python Chapter_14_I2A.py --help
 
-Time of the default run: about 26 minutes on a 2-core CPU (1,558 s measured, 6.42 updates per second, alone on
-the machine; README); no GPU time measured yet. The book's 1,000,000 updates would take about 23 days at its
-speed here, and about 1.8 days at ours.
+Time of the default run: about 26 minutes on a 2-core CPU with native bfloat16 (AVX-512 BF16), longer without
+(docs/i2a.md); no GPU time measured yet. The book's 1,000,000 updates would take weeks on a CPU.
 Writes (under runs/Chapter_14_I2A/<date-time>/ or --run-dir): config.json, metrics.csv (every `log_every`
 updates: mean return of the last 100 episodes, losses, the distil policy's agreement with the agent, frames
-per second), learning_curve.png, episode.gif, i2a_<mode> and distil_policy_<mode> (state_dicts), summary.json.
+per second), learning_curve.png, episode.gif, i2a_<mode> and distil_policy_<mode> (state_dicts, in the run
+directory only), summary.json.
 """
 
 from __future__ import annotations
@@ -49,9 +51,20 @@ from tqdm import tqdm
 
 from Chapter_14_Imagination import load_env_model, onehot_actions, target_to_pix
 from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
-from common.minipacman import MODES, reward_classes, save_gif
+from common.minipacman import MODES, MiniPacman, reward_classes, save_gif
 from common.rollout import EpisodeStats, RolloutStorage, truncation_values
-from common.runtime import RunConfig, RunDir, cli, require, setup
+from common.runtime import (
+    BF16_CHOICES,
+    RunConfig,
+    RunDir,
+    cli,
+    known,
+    repo_path,
+    require,
+    resolve_bf16,
+    setup,
+    tune_process,
+)
 from common.vec_env import VEC_ENVS, make_vec_env
 
 
@@ -60,9 +73,9 @@ class Config(RunConfig):
     mode: str = "regular"  # MiniPacman task: regular, avoid, hunt, ambush or rush (the book: regular)
     num_envs: int = 16  # environments played side by side (the book: 16)
     frame_cap: int = 1000  # steps after which an episode is cut (truncated) (the book: 1000)
-    num_frames: int = 10_000  # updates of num_steps x num_envs frames (book: 1,000,000, ~23 days at its speed; this: ~30 min)
+    num_updates: int = 10_000  # updates of num_steps x num_envs frames (book's num_frames: 1,000,000, 23 days)
     num_steps: int = 5  # steps per environment between two updates (the book: 5)
-    num_rolouts: int = 1  # imagined steps per rollout, the rollout depth (sic: the book's name) (the book: 1)
+    rollout_depth: int = 1  # imagined steps per rollout (the book's num_rolouts: 1)
     hidden_size: int = 256  # the rollout encoder's GRU size (the book: 256)
     full_rollout: bool = True  # one rollout per action (True), or one rollout led by the distil policy (the book: True)
     gamma: float = 0.99  # discount (the book: 0.99)
@@ -74,95 +87,26 @@ class Config(RunConfig):
     alpha: float = 0.99  # RMSprop smoothing (the book: 0.99)
     distil_lr: float = 1e-3  # Adam learning rate of the distil policy (the book: Adam's default, 1e-3)
     distil_coef: float = 0.01  # weight of the distillation cross-entropy (the book: 0.01)
-    env_model: str = ""  # the environment model; "" means <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
-    checkpoint_dir: str = "checkpoints"  # where the environment model is looked for, and i2a_<mode> is also saved
-    reuse_imagination: bool = True  # the update reuses the rollouts imagined while acting (the book imagined every state twice)
-    bf16: bool = True  # imagine under bfloat16 autocast: 1.75x faster here (AVX-512 BF16), changes ~1% of imagined frames; --no-bf16: float32
+    env_model: str = ""  # the environment model; empty: <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
+    checkpoint_dir: str = ""  # where the environment model is looked for; empty: checkpoints/ in this repository
+    bf16: str = "auto"  # imagine in bfloat16: auto (where the device runs it natively), on or off (float32)
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
-    threads: int = 2  # CPU threads for torch: the environment model's convolutions use both cores
+    threads: int = 2  # CPU threads for torch (docs/i2a.md, speed)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
-        for name in ("num_envs", "num_frames", "num_steps", "num_rolouts", "hidden_size", "frame_cap", "log_every"):
-            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        require(self.bf16 in BF16_CHOICES, f"--bf16 {self.bf16!r} is unknown: use auto, on or off")
+        for name in ("num_envs", "num_updates", "num_steps", "rollout_depth", "hidden_size", "frame_cap", "log_every"):
+            require(
+                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+            )
         require(0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}")
         require(self.lr > 0 and self.distil_lr > 0, "--lr and --distil-lr must be positive")
         require(self.gif_frames >= 0, f"--gif-frames must be >= 0, got {self.gif_frames}")
-
-
-class RolloutEncoder(nn.Module):
-    """One imagined rollout -> 256 numbers: the frames through two convolutions, each with its imagined reward,
-    into a GRU that reads the rollout from its last step back to its first (the paper's order)."""
-
-    def __init__(self, in_shape, num_rewards: int, hidden_size: int):
-        super().__init__()
-        self.in_shape = tuple(in_shape)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_shape[0], 16, kernel_size=3, stride=1),
-            nn.ReLU(),
-            nn.Conv2d(16, 16, kernel_size=3, stride=2),
-            nn.ReLU(),
-        )
-        self.gru = nn.GRU(self.feature_size() + num_rewards, hidden_size)
-
-    def forward(self, state: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
-        """state (num_steps, batch, 3, H, W), reward (num_steps, batch, num_rewards) -> (batch, hidden_size)."""
-        num_steps, batch_size = state.shape[:2]
-        state = self.features(state.reshape(-1, *self.in_shape)).view(num_steps, batch_size, -1)
-        rnn_input = torch.cat([state, reward], 2).flip(0)  # last imagined step first
-        _, hidden = self.gru(rnn_input)
-        return hidden.squeeze(0)
-
-    def feature_size(self) -> int:
-        with torch.no_grad():
-            return self.features(torch.zeros(1, *self.in_shape)).view(1, -1).size(1)
-
-
-class ImaginationCore:
-    """Imagined rollouts through the frozen environment model. Not an nn.Module on purpose: the environment model
-    and the distil policy are not the agent's parameters."""
-
-    def __init__(self, num_rolouts, in_shape, num_actions, num_rewards, env_model, distil_policy, full_rollout=True, bf16=False):
-        self.num_rolouts = num_rolouts
-        self.in_shape = tuple(in_shape)
-        self.num_actions = num_actions
-        self.num_rewards = num_rewards
-        # frozen; channels-last memory suits the CPU's convolution kernels (oneDNN) best
-        self.env_model = env_model.eval().requires_grad_(False).to(memory_format=torch.channels_last)
-        self.distil_policy = distil_policy
-        self.full_rollout = full_rollout
-        self.bf16 = bf16
-
-    @torch.no_grad()
-    def __call__(self, state: torch.Tensor):
-        """state (B, 3, H, W) -> imagined frames (num_rolouts, B*R, 3, H, W) and one-hot imagined rewards
-        (num_rolouts, B*R, num_rewards), R = num_actions rollouts per state (full rollout) or 1. Rollouts of state i
-        are rows i*R ... i*R + R-1, the first taking action 0, the next action 1, and so on."""
-        batch_size = state.size(0)
-        if self.full_rollout:
-            state = state.repeat_interleave(self.num_actions, 0)
-            action = torch.arange(self.num_actions, device=state.device).repeat(batch_size)
-        else:
-            action = self.distil_policy.act(state).view(-1)
-        rollout_states, rollout_rewards = [], []
-        autocast = torch.autocast(state.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        for step in range(self.num_rolouts):
-            inputs = torch.cat([state, onehot_actions(action, self.num_actions, self.in_shape)], 1)
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                imagined_state, imagined_reward = self.env_model(inputs)
-            imagined_state = target_to_pix(imagined_state.argmax(1), self.in_shape)
-            onehot_reward = F.one_hot(imagined_reward.argmax(1), self.num_rewards).float()
-            rollout_states.append(imagined_state)
-            rollout_rewards.append(onehot_reward)
-            state = imagined_state
-            if step + 1 < self.num_rolouts:
-                action = self.distil_policy.act(state).view(-1)
-        return torch.stack(rollout_states), torch.stack(rollout_rewards)
 
 
 class I2A(OnPolicy):
@@ -206,6 +150,79 @@ class I2A(OnPolicy):
             return self.features(torch.zeros(1, *self.in_shape)).view(1, -1).size(1)
 
 
+class ImaginationCore:
+    """Imagined rollouts through the frozen environment model. Not an nn.Module on purpose: the environment model
+    and the distil policy are not the agent's parameters."""
+
+    def __init__(
+        self, rollout_depth, in_shape, num_actions, num_rewards, env_model, distil_policy, full_rollout=True, bf16=False
+    ):
+        self.rollout_depth = rollout_depth  # the book: num_rolouts
+        self.in_shape = tuple(in_shape)
+        self.num_actions = num_actions
+        self.num_rewards = num_rewards
+        # frozen; channels-last memory suits the CPU's convolution kernels (oneDNN) best
+        self.env_model = env_model.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        self.distil_policy = distil_policy
+        self.full_rollout = full_rollout
+        self.bf16 = bf16
+
+    @torch.no_grad()
+    def __call__(self, state: torch.Tensor):
+        """state (B, 3, H, W) -> imagined frames (rollout_depth, B*R, 3, H, W) and one-hot imagined rewards
+        (rollout_depth, B*R, num_rewards), R = num_actions rollouts per state (full rollout) or 1. Rollouts of state i
+        are rows i*R ... i*R + R-1, the first taking action 0, the next action 1, and so on."""
+        batch_size = state.size(0)
+        if self.full_rollout:
+            state = state.repeat_interleave(self.num_actions, 0)
+            action = torch.arange(self.num_actions, device=state.device).repeat(batch_size)
+        else:
+            action = self.distil_policy.act(state).view(-1)
+        rollout_states, rollout_rewards = [], []
+        autocast = torch.autocast(state.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        for step in range(self.rollout_depth):
+            inputs = torch.cat([state, onehot_actions(action, self.num_actions, self.in_shape)], 1)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                imagined_state, imagined_reward = self.env_model(inputs)
+            imagined_state = target_to_pix(imagined_state.argmax(1), self.in_shape)
+            onehot_reward = F.one_hot(imagined_reward.argmax(1), self.num_rewards).float()
+            rollout_states.append(imagined_state)
+            rollout_rewards.append(onehot_reward)
+            state = imagined_state
+            if step + 1 < self.rollout_depth:
+                action = self.distil_policy.act(state).view(-1)
+        return torch.stack(rollout_states), torch.stack(rollout_rewards)
+
+
+class RolloutEncoder(nn.Module):
+    """One imagined rollout -> 256 numbers: the frames through two convolutions, each with its imagined reward,
+    into a GRU that reads the rollout from its last step back to its first (the paper's order)."""
+
+    def __init__(self, in_shape, num_rewards: int, hidden_size: int):
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_shape[0], 16, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, kernel_size=3, stride=2),
+            nn.ReLU(),
+        )
+        self.gru = nn.GRU(self.feature_size() + num_rewards, hidden_size)
+
+    def forward(self, state: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+        """state (num_steps, batch, 3, H, W), reward (num_steps, batch, num_rewards) -> (batch, hidden_size)."""
+        num_steps, batch_size = state.shape[:2]
+        state = self.features(state.reshape(-1, *self.in_shape)).view(num_steps, batch_size, -1)
+        rnn_input = torch.cat([state, reward], 2).flip(0)  # last imagined step first
+        _, hidden = self.gru(rnn_input)
+        return hidden.squeeze(0)
+
+    def feature_size(self) -> int:
+        with torch.no_grad():
+            return self.features(torch.zeros(1, *self.in_shape)).view(1, -1).size(1)
+
+
 def distillation_loss(logit: torch.Tensor, distil_logit: torch.Tensor, coef: float) -> torch.Tensor:
     """coef x the cross-entropy from the agent's policy (a fixed target) to the distil policy's. The book's
     line lacked the minus sign: minimising it pushed the distil policy away from the agent."""
@@ -214,29 +231,44 @@ def distillation_loss(logit: torch.Tensor, distil_logit: torch.Tensor, coef: flo
 
 def build_agent(config: Config, device: torch.device):
     """Environment model (frozen), distil policy, imagination, I2A agent and the two optimisers."""
-    path = Path(config.env_model or Path(config.checkpoint_dir) / f"env_model_{config.mode}")
-    env_model = load_env_model(path, config.mode, device)
-    in_shape, num_actions, num_rewards = (3, 15, 19), 5, len(reward_classes(config.mode))
+    if config.env_model:
+        path, hint = Path(config.env_model), "Check the path given to --env-model."
+    else:
+        path, hint = repo_path(config.checkpoint_dir, "checkpoints") / f"env_model_{config.mode}", ""
+    env_model = load_env_model(path, config.mode, device, hint)
+    in_shape, num_actions = MiniPacman.observation_space.shape, MiniPacman.action_space.n
+    num_rewards = len(reward_classes(config.mode))
     distil_policy = ActorCritic(in_shape, num_actions).to(device)
     distil_optimizer = torch.optim.Adam(distil_policy.parameters(), lr=config.distil_lr)
-    imagination = ImaginationCore(config.num_rolouts, in_shape, num_actions, num_rewards, env_model, distil_policy,
-                                  full_rollout=config.full_rollout, bf16=config.bf16)
-    actor_critic = I2A(in_shape, num_actions, num_rewards, config.hidden_size, imagination, full_rollout=config.full_rollout).to(device)
+    imagination = ImaginationCore(
+        config.rollout_depth,
+        in_shape,
+        num_actions,
+        num_rewards,
+        env_model,
+        distil_policy,
+        full_rollout=config.full_rollout,
+        bf16=resolve_bf16(config.bf16, device),
+    )
+    actor_critic = I2A(
+        in_shape, num_actions, num_rewards, config.hidden_size, imagination, full_rollout=config.full_rollout
+    ).to(device)
     optimizer = torch.optim.RMSprop(actor_critic.parameters(), config.lr, eps=config.eps, alpha=config.alpha)
-    return actor_critic, optimizer, distil_policy, distil_optimizer
-
-
-def stack_imagined(imagined: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rollouts of num_steps batches of states, joined along the batch axis in the order of the storage."""
-    return torch.cat([i[0] for i in imagined], 1), torch.cat([i[1] for i in imagined], 1)
+    return actor_critic, optimizer, distil_policy, distil_optimizer, path
 
 
 def main(config: Config) -> dict:
     device, _ = setup(config)
-    actor_critic, optimizer, distil_policy, distil_optimizer = build_agent(config, device)  # a bad model file writes nothing
-    run = RunDir("Chapter_14_I2A", config)
+    if config.tune_process:
+        tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    # a bad model file stops here, before anything is written
+    actor_critic, optimizer, distil_policy, distil_optimizer, env_model_path = build_agent(config, device)
+    bf16 = actor_critic.imagination.bf16
+    run = RunDir("Chapter_14_I2A", config, device=device, env_model=env_model_path.resolve(), bf16=bf16)
 
-    envs = make_vec_env([partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env)
+    envs = make_vec_env(
+        [partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env
+    )
     state_shape = envs.single_observation_space.shape
     rollout = RolloutStorage(config.num_steps, config.num_envs, state_shape, device)
 
@@ -247,7 +279,7 @@ def main(config: Config) -> dict:
     losses = []
 
     start = time.perf_counter()
-    progress = tqdm(range(1, config.num_frames + 1), desc="Chapter_14_I2A", unit="update", dynamic_ncols=True)
+    progress = tqdm(range(1, config.num_updates + 1), desc="Chapter_14_I2A", unit="update", dynamic_ncols=True)
     try:
         for i_update in progress:
             imagined = []
@@ -262,10 +294,17 @@ def main(config: Config) -> dict:
                 # the frame cap cut these episodes: the return bootstraps from the value of their real last state
                 truncation_value = truncation_values(lambda final: actor_critic(final)[1], info, truncated, device)
                 masks = torch.from_numpy(1.0 - done.astype(np.float32)).unsqueeze(1)
-                rollout.insert(step, torch.from_numpy(next_state), action, torch.from_numpy(reward).float().unsqueeze(1),
-                               masks, truncation_value)
+                rollout.insert(
+                    step,
+                    torch.from_numpy(next_state),
+                    action,
+                    torch.from_numpy(reward).float().unsqueeze(1),
+                    masks,
+                    truncation_value,
+                )
                 # imagined once, used to act on the next step and again in the update; the last step's is also the next
-                # update's first (imagined before this update's distil step: at depth > 1 its later actions are one update old)
+                # update's first (imagined before this update's distil step: at depth > 1 its later actions are one
+                # update old)
                 next_imagined = actor_critic.imagination(rollout.states[step + 1])
 
             with torch.no_grad():
@@ -274,7 +313,8 @@ def main(config: Config) -> dict:
 
             states = rollout.states[:-1].view(-1, *state_shape)
             logit, action_log_probs, values, entropy = actor_critic.evaluate_actions(
-                states, rollout.actions.view(-1, 1), imagined=stack_imagined(imagined) if config.reuse_imagination else None)
+                states, rollout.actions.view(-1, 1), imagined=stack_imagined(imagined)
+            )
             distil_logit, _, _, _ = distil_policy.evaluate_actions(states, rollout.actions.view(-1, 1))
             distil_loss = distillation_loss(logit, distil_logit, config.distil_coef)
 
@@ -294,41 +334,89 @@ def main(config: Config) -> dict:
             distil_optimizer.step()
             rollout.after_update()
             agreement = (logit.argmax(1) == distil_logit.argmax(1)).float().mean()
-            losses.append(torch.stack([loss.detach(), value_loss.detach(), action_loss.detach(), entropy.detach(),
-                                       distil_loss.detach() / config.distil_coef if config.distil_coef else distil_loss.detach(), agreement]))
+            losses.append(
+                torch.stack(
+                    [
+                        loss.detach(),
+                        value_loss.detach(),
+                        action_loss.detach(),
+                        entropy.detach(),
+                        distil_loss.detach() / config.distil_coef if config.distil_coef else distil_loss.detach(),
+                        agreement,
+                    ]
+                )
+            )
 
-            if i_update % config.log_every == 0 or i_update == config.num_frames:
+            if i_update % config.log_every == 0 or i_update == config.num_updates:
                 seconds = time.perf_counter() - start
                 m = torch.stack(losses).mean(0).tolist()
                 frames = i_update * config.num_steps * config.num_envs
-                row = dict(update=i_update, frames=frames,
-                           mean_return_last_100=stats.mean_return, mean_length_last_100=stats.mean_length,
-                           episodes=len(stats.all_returns), loss=m[0], value_loss=m[1], action_loss=m[2], entropy=m[3],
-                           distil_cross_entropy=m[4], distil_agreement=m[5], frames_per_s=frames / seconds,
-                           updates_per_s=i_update / seconds, seconds=round(seconds, 2))
+                row = dict(
+                    update=i_update,
+                    frames=frames,
+                    mean_return_last_100=stats.mean_return,
+                    mean_length_last_100=stats.mean_length,
+                    episodes=len(stats.all_returns),
+                    loss=m[0],
+                    value_loss=m[1],
+                    action_loss=m[2],
+                    entropy=m[3],
+                    distil_cross_entropy=m[4],
+                    distil_agreement=m[5],
+                    frames_per_s=frames / seconds,
+                    updates_per_s=i_update / seconds,
+                    seconds=round(seconds, 2),
+                )
                 run.log(**row)
                 losses = []
-                progress.set_postfix(ret=f"{row['mean_return_last_100']:.1f}", agree=f"{m[5]:.2f}", fps=f"{row['frames_per_s']:.0f}")
+                progress.set_postfix(
+                    known(
+                        ret=f"{row['mean_return_last_100']:.1f}", agree=f"{m[5]:.2f}", fps=f"{row['frames_per_s']:.0f}"
+                    )
+                )
     finally:
         envs.close()
     seconds = time.perf_counter() - start
 
     run.save_checkpoint(actor_critic.state_dict(), f"i2a_{config.mode}")
     run.save_checkpoint(distil_policy.state_dict(), f"distil_policy_{config.mode}")
-    plot_learning_curve(run, stats.all_returns, config, title=f"I2A (rollout depth {config.num_rolouts})",
-                        extra={"distil_agreement": "distil policy agrees with the agent"})
+    plot_learning_curve(
+        run,
+        stats.all_returns,
+        config,
+        title=f"I2A (rollout depth {config.rollout_depth})",
+        extra={"distil_agreement": "distil policy agrees with the agent"},
+    )
     if config.gif_frames:
         actor_critic.eval()
         frames, _ = play_episode(actor_critic, config, device)
         save_gif(frames, run.file("episode.gif"))
-    frames_done = config.num_frames * config.num_steps * config.num_envs
-    summary = dict(mean_return_last_100=stats.mean_return, episodes=len(stats.all_returns), frames=frames_done,
-                   updates=config.num_frames, seconds=round(seconds, 2),
-                   frames_per_s=round(frames_done / seconds, 1), updates_per_s=round(config.num_frames / seconds, 3),
-                   distil_agreement=run.rows[-1]["distil_agreement"], mode=config.mode, num_rolouts=config.num_rolouts,
-                   device=str(device), seed=config.seed)
-    return run.finish(summary, f"Chapter_14_I2A: {config.mode}, {frames_done} frames in {seconds:.0f} s: mean return "
-                               f"{summary['mean_return_last_100']:.1f} over the last 100 episodes")
+    frames_done = config.num_updates * config.num_steps * config.num_envs
+    summary = dict(
+        mean_return_last_100=stats.mean_return,
+        episodes=len(stats.all_returns),
+        frames=frames_done,
+        updates=config.num_updates,
+        seconds=round(seconds, 2),
+        frames_per_s=round(frames_done / seconds, 1),
+        updates_per_s=round(config.num_updates / seconds, 3),
+        distil_agreement=run.rows[-1]["distil_agreement"],
+        mode=config.mode,
+        rollout_depth=config.rollout_depth,
+        bf16=bf16,
+        device=str(device),
+        seed=config.seed,
+    )
+    return run.finish(
+        summary,
+        f"Chapter_14_I2A: {config.mode}, {frames_done} frames in {seconds:.0f} s: mean return "
+        f"{summary['mean_return_last_100']:.1f} over the last 100 episodes",
+    )
+
+
+def stack_imagined(imagined: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rollouts of num_steps batches of states, joined along the batch axis in the order of the storage."""
+    return torch.cat([i[0] for i in imagined], 1), torch.cat([i[1] for i in imagined], 1)
 
 
 if __name__ == "__main__":

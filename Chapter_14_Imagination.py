@@ -16,7 +16,7 @@ operation on the device; the model is scored on held-out games, one step ahead a
 Run it (after `python Chapter_14_Imagine_A2C.py`, which writes checkpoints/actor_critic_regular):
     python Chapter_14_Imagination.py
     python Chapter_14_Imagination.py --mode hunt                # needs checkpoints/actor_critic_hunt
-    python Chapter_14_Imagination.py --actor-critic ../shared/book-checkpoints/actor_critic_regular
+    python Chapter_14_Imagination.py --actor-critic <the book's actor_critic_regular>  # docs/install.md
     python Chapter_14_Imagination.py --help
 
 Time of the default run: about 4.5 minutes on a 2-core CPU (254 s measured, one thread, beside another job;
@@ -29,6 +29,7 @@ against actual frames over several steps, open loop), env_model_<mode> (the stat
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -40,8 +41,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.minipacman import MODES, reward_classes
-from common.runtime import RunConfig, RunDir, UsageError, cli, load_checkpoint, load_state, require, save_checkpoint, setup
+from common.minipacman import MODES, MiniPacman, reward_classes
+from common.runtime import (
+    RunConfig,
+    RunDir,
+    UsageError,
+    cli,
+    known,
+    load_checkpoint,
+    load_state,
+    repo_path,
+    require,
+    save_checkpoint,
+    setup,
+    tune_process,
+)
 from common.vec_env import VEC_ENVS, make_vec_env
 
 # The colour classes, in the order the book's environment model was trained with:
@@ -72,8 +86,8 @@ class Config(RunConfig):
     lr: float = 1e-3  # Adam learning rate (the book: Adam's default, 1e-3)
     reward_coef: float = 0.1  # weight of the reward loss (the book: 0.1)
     frame_cap: int = 1000  # steps after which a game is cut (the book: 1000)
-    actor_critic: str = ""  # the agent that plays; "" means <checkpoint-dir>/actor_critic_<mode> (Chapter_14_Imagine_A2C.py)
-    checkpoint_dir: str = "checkpoints"  # where the agent is looked for, and env_model_<mode> is also saved, for Chapter_14_I2A.py
+    actor_critic: str = ""  # the agent that plays; empty: <checkpoint-dir>/actor_critic_<mode> (the A2C script)
+    checkpoint_dir: str = ""  # finds the agent, gets env_model_<mode> too; empty: checkpoints/ in this repository
     test_steps: int = 200  # held-out steps of num_envs games each (different seeds) for the accuracies
     open_loop: int = 5  # steps of open-loop imagination scored at the end
     eval_every: int = 1000  # updates between two held-out one-step scores (0: only at the end)
@@ -86,66 +100,16 @@ class Config(RunConfig):
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
         for name in ("num_envs", "num_updates", "frame_cap", "test_steps", "open_loop", "log_every"):
-            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+            require(
+                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+            )
         require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
         require(self.lr > 0 and self.reward_coef >= 0, "--lr must be positive and --reward-coef >= 0")
         require(self.test_steps > self.open_loop, f"--test-steps must be more than --open-loop ({self.open_loop})")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Frames and rewards <-> classes
-# ---------------------------------------------------------------------------------------------------------------
-def pix_to_target(next_states: torch.Tensor) -> torch.Tensor:
-    """Frames (N, 3, H, W) in [0, 1] -> one colour class per pixel, (N*H*W,) in (frame, row, column) order:
-    the order of the model's image logits."""
-    code = torch.ceil(next_states).long()
-    code = (4 * code[:, 0] + 2 * code[:, 1] + code[:, 2]).reshape(-1)
-    target = CODE_TO_CLASS.to(code.device)[code]
-    if (target < 0).any():
-        raise ValueError("a pixel has a colour MiniPacman never draws")
-    return target
-
-
-def target_to_pix(imagined_states: torch.Tensor, in_shape=(3, 15, 19)) -> torch.Tensor:
-    """Colour classes (N*H*W,) in (frame, row, column) order -> frames (N, 3, H, W), the layout of the env's
-    observations (the book reshaped without this permute and scrambled the imagined frames)."""
-    channels, height, width = in_shape
-    rgb = PIXELS.to(imagined_states.device)[imagined_states]
-    return rgb.view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
-
-
-class RewardClasses:
-    """`rewards_to_target` for one mode: the index of each reward among the mode's reward classes."""
-
-    def __init__(self, mode: str, device: torch.device):
-        self.values = torch.tensor(reward_classes(mode), dtype=torch.float32, device=device)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __call__(self, rewards: torch.Tensor) -> torch.Tensor:
-        distance = (rewards.view(-1, 1).float() - self.values.view(1, -1)).abs()
-        best, target = distance.min(1)
-        if (best > 1e-4).any():
-            bad = rewards.view(-1)[best > 1e-4][0].item()
-            raise ValueError(f"reward {bad} is not one of the classes {self.values.tolist()}")
-        return target
-
-
-def rewards_to_target(mode: str, rewards: torch.Tensor) -> torch.Tensor:
-    return RewardClasses(mode, rewards.device)(rewards)
-
-
-def onehot_actions(actions: torch.Tensor, num_actions: int, in_shape) -> torch.Tensor:
-    """Actions (N,) -> (N, num_actions, H, W): one plane per action, ones on the action taken."""
-    return F.one_hot(actions.view(-1), num_actions).float().view(-1, num_actions, 1, 1).expand(-1, -1, *in_shape[1:])
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The model (the book's)
-# ---------------------------------------------------------------------------------------------------------------
 class BasicBlock(nn.Module):
-    """"Pool and inject" (the frame's global max, tiled back beside it), two convolution paths (a 10x10 one
+    """ "Pool and inject" (the frame's global max, tiled back beside it), two convolution paths (a 10x10 one
     for long range, a 3x3 one for the neighbourhood), merged by a 1x1 convolution and stacked on the input."""
 
     def __init__(self, in_shape, n1: int, n2: int, n3: int):
@@ -216,55 +180,16 @@ class EnvModel(nn.Module):
         reward = self.reward_fc(reward)
         return image, reward
 
+    @property
+    def num_actions(self) -> int:
+        """The action planes the model reads beside the frame (the book's 8 input planes: 3 colours + 5 actions)."""
+        return self.conv[0].in_channels - self.in_shape[0]
+
     @torch.no_grad()
-    def imagine(self, states: torch.Tensor, actions: torch.Tensor, num_actions: int = 5):
+    def imagine(self, states: torch.Tensor, actions: torch.Tensor):
         """One imagined step for a batch: the most likely next frames (N, 3, H, W) and reward classes (N,)."""
-        image, reward = self(torch.cat([states, onehot_actions(actions, num_actions, self.in_shape)], 1))
+        image, reward = self(torch.cat([states, onehot_actions(actions, self.num_actions, self.in_shape)], 1))
         return target_to_pix(image.argmax(1), self.in_shape), reward.argmax(1)
-
-
-def new_env_model(mode: str, device: torch.device, in_shape=(3, 15, 19)) -> EnvModel:
-    classes = reward_classes(mode)
-    model = EnvModel(in_shape, num_pixels, len(classes)).to(device)
-    model.reward_values.copy_(torch.tensor(classes))
-    return model
-
-
-def load_env_model(path: str | Path, mode: str, device: torch.device) -> EnvModel:
-    """An environment model for `mode` from a state_dict file: ours, or the book's (which has no
-    `reward_values`; its 10 classes are regular's 0..9). A file for another mode is a UsageError."""
-    hint = f"Train one with: python Chapter_14_Imagination.py --mode {mode}"
-    state = load_checkpoint(path, None, hint)
-    classes = torch.tensor(reward_classes(mode))
-    if "reward_values" not in state and mode == "regular" and "reward_fc.bias" in state and len(state["reward_fc.bias"]) == len(classes):
-        state["reward_values"] = classes  # the book's published env_model_regular
-    saved = state.get("reward_values")
-    if saved is None or saved.shape != classes.shape or not torch.allclose(saved.float(), classes, atol=1e-4):
-        what = f"the rewards {saved.tolist()}" if saved is not None else "another mode"
-        raise UsageError(f"checkpoint {path} is an environment model for {what}, not for --mode {mode}. {hint}")
-    model = EnvModel((3, 15, 19), num_pixels, len(classes))
-    load_state(model, state, path, hint)
-    return model.to(device)
-
-
-def load_actor_critic(config, device: torch.device):
-    """The A2C agent that plays: `--actor-critic PATH`, or checkpoints/actor_critic_<mode> from Chapter_14_Imagine_A2C.py."""
-    from Chapter_14_Imagine_A2C import ActorCritic
-
-    path = Path(config.actor_critic or Path(config.checkpoint_dir) / f"actor_critic_{config.mode}")
-    actor_critic = ActorCritic((3, 15, 19), 5)
-    load_checkpoint(path, actor_critic, f"Train one with: python Chapter_14_Imagine_A2C.py --mode {config.mode} (or pass --actor-critic PATH)")
-    return actor_critic.to(device).eval()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Play
-# ---------------------------------------------------------------------------------------------------------------
-def make_envs(config):
-    from Chapter_14_Imagine_A2C import make_env
-
-    envs = make_vec_env([partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env)
-    return envs
 
 
 def play_games(envs, num_steps: int, actor_critic, device: torch.device, seed: int):
@@ -283,71 +208,75 @@ def play_games(envs, num_steps: int, actor_critic, device: torch.device, seed: i
         if dones.any():
             targets = next_states.clone()
             finished = np.flatnonzero(dones)
-            targets[torch.from_numpy(finished).to(device)] = torch.from_numpy(np.stack(info["final_obs"][finished])).to(device)
-        yield frame_idx, states, actions, torch.from_numpy(rewards).float().to(device), targets, torch.from_numpy(dones).to(device)
+            targets[torch.from_numpy(finished).to(device)] = torch.from_numpy(np.stack(info["final_obs"][finished])).to(
+                device
+            )
+        yield (
+            frame_idx,
+            states,
+            actions,
+            torch.from_numpy(rewards).float().to(device),
+            targets,
+            torch.from_numpy(dones).to(device),
+        )
         states = next_states
 
 
-def collect(envs, num_steps: int, actor_critic, device: torch.device, seed: int) -> dict:
-    """`num_steps` steps of play, time-major: states (T, N, 3, H, W), actions, rewards, next_states, dones."""
-    columns = list(zip(*(step[1:] for step in play_games(envs, num_steps, actor_critic, device, seed))))
-    names = ("states", "actions", "rewards", "next_states", "dones")
-    return {name: torch.stack(column) for name, column in zip(names, columns)}
+def pix_to_target(next_states: torch.Tensor) -> torch.Tensor:
+    """Frames (N, 3, H, W) in [0, 1] -> one colour class per pixel, (N*H*W,) in (frame, row, column) order:
+    the order of the model's image logits."""
+    code = torch.ceil(next_states).long()
+    code = (4 * code[:, 0] + 2 * code[:, 1] + code[:, 2]).reshape(-1)
+    target = CODE_TO_CLASS.to(code.device)[code]
+    if (target < 0).any():
+        raise ValueError("a pixel has a colour MiniPacman never draws")
+    return target
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Scores on held-out games
-# ---------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def one_step_scores(env_model: EnvModel, data: dict, rewards_to_class, batch: int = 512) -> dict:
-    states = data["states"].flatten(0, 1)
-    actions = data["actions"].flatten(0, 1)
-    target_state = pix_to_target(data["next_states"].flatten(0, 1)).view(len(states), -1)
-    target_reward = rewards_to_class(data["rewards"].flatten(0, 1))
-    pixel_hits, reward_hits = [], []
-    for i in range(0, len(states), batch):
-        image, reward = env_model(torch.cat([states[i : i + batch], onehot_actions(actions[i : i + batch], 5, env_model.in_shape)], 1))
-        pixel_hits.append(image.argmax(1).view(-1, target_state.shape[1]) == target_state[i : i + batch])
-        reward_hits.append(reward.argmax(1) == target_reward[i : i + batch])
-    pixel_hits, reward_hits = torch.cat(pixel_hits), torch.cat(reward_hits)
-    return dict(pixel_accuracy=float(pixel_hits.float().mean()), frame_accuracy=float(pixel_hits.all(1).float().mean()),
-                reward_accuracy=float(reward_hits.float().mean()), transitions=len(states))
+def target_to_pix(imagined_states: torch.Tensor, in_shape=MiniPacman.observation_space.shape) -> torch.Tensor:
+    """Colour classes (N*H*W,) in (frame, row, column) order -> frames (N, 3, H, W), the layout of the env's
+    observations (the book reshaped without this permute and scrambled the imagined frames)."""
+    channels, height, width = in_shape
+    rgb = PIXELS.to(imagined_states.device)[imagined_states]
+    return rgb.view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
 
 
-@torch.no_grad()
-def open_loop_scores(env_model: EnvModel, data: dict, rewards_to_class, steps: int) -> dict:
-    """Imagine `steps` steps ahead from real frames, feeding the model its own predicted frames and the actions
-    really taken; scored against the real frames and rewards, from every start with no game end in between."""
-    dones = data["dones"]
-    length = dones.shape[0]
-    starts = [t for t in range(length - steps + 1)]
-    scores = {}
-    frame = torch.cat([data["states"][t] for t in starts])
-    valid = torch.cat([~dones[t : t + steps - 1].any(0) if steps > 1 else torch.ones_like(dones[t]) for t in starts])
-    for k in range(steps):
-        actions = torch.cat([data["actions"][t + k] for t in starts])
-        frame, reward = env_model.imagine(frame, actions)
-        real = torch.cat([data["next_states"][t + k] for t in starts])
-        real_reward = rewards_to_class(torch.cat([data["rewards"][t + k] for t in starts]))
-        pixel_hits = (pix_to_target(frame) == pix_to_target(real)).view(len(frame), -1)[valid]
-        scores[k + 1] = dict(pixel_accuracy=float(pixel_hits.float().mean()), frame_accuracy=float(pixel_hits.all(1).float().mean()),
-                             reward_accuracy=float((reward == real_reward)[valid].float().mean()), rollouts=int(valid.sum()))
-    return scores
+def rewards_to_target(mode: str, rewards: torch.Tensor) -> torch.Tensor:
+    """Rewards -> their classes: the index of each reward among the mode's reward classes (MiniPacman's own list
+    of the rewards one step of `mode` can give; the book's hand-written table missed some)."""
+    values = reward_values(mode, rewards.device)
+    distance = (rewards.view(-1, 1).float() - values.view(1, -1)).abs()
+    best, target = distance.min(1)
+    if (best > 1e-4).any():
+        bad = rewards.view(-1)[best > 1e-4][0].item()
+        raise ValueError(f"reward {bad} is not one of the classes {values.tolist()}")
+    return target
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Training
-# ---------------------------------------------------------------------------------------------------------------
+def onehot_actions(actions: torch.Tensor, num_actions: int, in_shape) -> torch.Tensor:
+    """Actions (N,) -> (N, num_actions, H, W): one plane per action, ones on the action taken."""
+    return F.one_hot(actions.view(-1), num_actions).float().view(-1, num_actions, 1, 1).expand(-1, -1, *in_shape[1:])
+
+
 def main(config: Config) -> dict:
     device, _ = setup(config)
-    actor_critic = load_actor_critic(config, device)  # before the run directory: a missing agent writes nothing
-    run = RunDir("Chapter_14_Imagination", config)
+    if config.tune_process:
+        tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    actor_critic, agent_path = load_actor_critic(config, device)  # before the run directory: a bad agent writes nothing
+    checkpoint = repo_path(config.checkpoint_dir, "checkpoints") / f"env_model_{config.mode}"
+    run = RunDir(
+        "Chapter_14_Imagination",
+        config,
+        device=device,
+        actor_critic=agent_path.resolve(),
+        checkpoint=checkpoint.resolve(),
+    )
 
-    rewards_to_class = RewardClasses(config.mode, device)
     env_model = new_env_model(config.mode, device)
     optimizer = torch.optim.Adam(env_model.parameters(), lr=config.lr)
     criterion = nn.CrossEntropyLoss()
 
+    print(f"playing {config.test_steps} steps of {config.num_envs} held-out games for the scores ...", flush=True)
     test_envs = make_envs(config)
     try:
         test_data = collect(test_envs, config.test_steps, actor_critic, device, seed=10**6 + config.seed)
@@ -359,12 +288,13 @@ def main(config: Config) -> dict:
     losses, scores = [], {}
     progress = tqdm(total=config.num_updates, desc="Chapter_14_Imagination", unit="update", dynamic_ncols=True)
     try:
-        for frame_idx, states, actions, rewards, next_states, dones in play_games(envs, config.num_updates, actor_critic, device, config.seed):
-            inputs = torch.cat([states, onehot_actions(actions, 5, env_model.in_shape)], 1)
+        games = play_games(envs, config.num_updates, actor_critic, device, config.seed)
+        for frame_idx, states, actions, rewards, next_states, _dones in games:
+            inputs = torch.cat([states, onehot_actions(actions, env_model.num_actions, env_model.in_shape)], 1)
             imagined_state, imagined_reward = env_model(inputs)
 
             target_state = pix_to_target(next_states)
-            target_reward = rewards_to_class(rewards)
+            target_reward = rewards_to_target(config.mode, rewards)
 
             optimizer.zero_grad()
             image_loss = criterion(imagined_state, target_state)
@@ -376,48 +306,173 @@ def main(config: Config) -> dict:
 
             update = frame_idx + 1
             progress.update()
-            evaluate_now = config.eval_every and update % config.eval_every == 0 and update != config.num_updates
-            if update % config.log_every == 0 or update == config.num_updates or evaluate_now:
+            last = update == config.num_updates
+            evaluate_now = last or (config.eval_every and update % config.eval_every == 0)
+            if update % config.log_every == 0 or evaluate_now:
                 mean = torch.stack(losses).mean(0).tolist()
                 row = dict(update=update, loss=mean[0], image_loss=mean[1], reward_loss=mean[2])
-                if evaluate_now:
+                if evaluate_now:  # one step ahead on the held-out games
                     env_model.eval()
-                    scores = one_step_scores(env_model, test_data, rewards_to_class)
+                    scores = one_step_scores(env_model, test_data, config.mode)
                     env_model.train()
                     row.update({k: v for k, v in scores.items() if k != "transitions"})
                 row["seconds"] = round(time.perf_counter() - start, 2)
                 run.log(**row)
                 losses = []
-                progress.set_postfix(loss=f"{mean[0]:.4f}", pixel=f"{scores.get('pixel_accuracy', float('nan')):.4f}")
+                progress.set_postfix(
+                    known(loss=f"{mean[0]:.4f}", pixel=f"{scores.get('pixel_accuracy', float('nan')):.4f}")
+                )
     finally:
         envs.close()
         progress.close()
     seconds = time.perf_counter() - start
 
     env_model.eval()
-    scores = one_step_scores(env_model, test_data, rewards_to_class)
-    open_loop = open_loop_scores(env_model, test_data, rewards_to_class, config.open_loop)
-    run.rows[-1].update({k: v for k, v in scores.items() if k != "transitions"})
-    run.log(**run.rows.pop())
-    name = f"env_model_{config.mode}"
-    run.save_checkpoint(env_model.state_dict(), name)
-    save_checkpoint(env_model.state_dict(), Path(config.checkpoint_dir) / name)
+    open_loop = open_loop_scores(env_model, test_data, config.mode, config.open_loop)
+    run.save_checkpoint(env_model.state_dict(), checkpoint.name)
+    save_checkpoint(env_model.state_dict(), checkpoint)
     plot_losses(run, config)
     plot_imagined(run, env_model, test_data, config)
 
     last = open_loop[config.open_loop]
-    summary = dict(**{k: round(v, 5) if isinstance(v, float) else v for k, v in scores.items()},
-                   **{f"open_loop_{config.open_loop}_{k}": round(v, 5) if isinstance(v, float) else v for k, v in last.items()},
-                   open_loop=[dict(step=k, **v) for k, v in open_loop.items()],
-                   updates=config.num_updates, transitions_trained=config.num_updates * config.num_envs,
-                   seconds=round(seconds, 2), mode=config.mode, device=str(device), seed=config.seed,
-                   checkpoint=str(Path(config.checkpoint_dir) / name))
+    summary = dict(
+        **{k: round(v, 5) if isinstance(v, float) else v for k, v in scores.items()},
+        **{f"open_loop_{config.open_loop}_{k}": round(v, 5) if isinstance(v, float) else v for k, v in last.items()},
+        open_loop=[dict(step=k, **v) for k, v in open_loop.items()],
+        updates=config.num_updates,
+        transitions_trained=config.num_updates * config.num_envs,
+        seconds=round(seconds, 2),
+        mode=config.mode,
+        device=str(device),
+        seed=config.seed,
+        checkpoint=str(checkpoint),
+    )
     return run.finish(
         summary,
-        f"Chapter_14_Imagination: {config.mode}, {config.num_updates} updates in {seconds:.0f} s; held-out one step: pixel "
-        f"{scores['pixel_accuracy']:.4f}, frame {scores['frame_accuracy']:.3f}, reward {scores['reward_accuracy']:.4f}; "
-        f"{config.open_loop} steps open-loop: pixel {last['pixel_accuracy']:.4f}, frame {last['frame_accuracy']:.3f}",
+        f"Chapter_14_Imagination: {config.mode}, {config.num_updates} updates in {seconds:.0f} s; "
+        f"held-out one step: pixel {scores['pixel_accuracy']:.4f}, frame {scores['frame_accuracy']:.3f}, "
+        f"reward {scores['reward_accuracy']:.4f}; {config.open_loop} steps open-loop: "
+        f"pixel {last['pixel_accuracy']:.4f}, frame {last['frame_accuracy']:.3f}",
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Plumbing the book does not show: making and loading models, held-out data and scores, plots
+# --------------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def reward_values(mode: str, device: torch.device) -> torch.Tensor:
+    """The rewards the classes of `mode` stand for, as a tensor on `device` (made once)."""
+    return torch.tensor(reward_classes(mode), dtype=torch.float32, device=device)
+
+
+def new_env_model(mode: str, device: torch.device) -> EnvModel:
+    classes = reward_classes(mode)
+    model = EnvModel(MiniPacman.observation_space.shape, num_pixels, len(classes)).to(device)
+    model.reward_values.copy_(torch.tensor(classes))
+    return model
+
+
+def load_env_model(path: str | Path, mode: str, device: torch.device, hint: str = "") -> EnvModel:
+    """An environment model for `mode` from a state_dict file: ours, or the book's (which has no
+    `reward_values`; its 10 classes are regular's 0..9). A file for another mode, or not an environment model,
+    is a UsageError (`hint`: how to fix it; by default, how to train one)."""
+    hint = hint or f"Train one with: python Chapter_14_Imagination.py --mode {mode}"
+    state = load_checkpoint(path, None, hint)
+    if "reward_fc.bias" not in state or "image_fc.weight" not in state:
+        raise UsageError(f"checkpoint {path} is not an environment model (it lacks EnvModel's parameters). {hint}")
+    classes = torch.tensor(reward_classes(mode))
+    if "reward_values" not in state and mode == "regular" and len(state["reward_fc.bias"]) == len(classes):
+        state["reward_values"] = classes  # the book's published env_model_regular
+    saved = state.get("reward_values")
+    if saved is None or saved.shape != classes.shape or not torch.allclose(saved.float(), classes, atol=1e-4):
+        what = f"the rewards {saved.tolist()}" if saved is not None else "another mode"
+        raise UsageError(f"checkpoint {path} is an environment model for {what}, not for --mode {mode}. {hint}")
+    model = EnvModel(MiniPacman.observation_space.shape, num_pixels, len(classes))
+    load_state(model, state, path, hint)
+    return model.to(device)
+
+
+def load_actor_critic(config, device: torch.device):
+    """The A2C agent that plays, and its path: `--actor-critic PATH`, or checkpoints/actor_critic_<mode> from
+    Chapter_14_Imagine_A2C.py."""
+    from Chapter_14_Imagine_A2C import ActorCritic
+
+    if config.actor_critic:
+        path, hint = Path(config.actor_critic), "Check the path given to --actor-critic."
+    else:
+        path = repo_path(config.checkpoint_dir, "checkpoints") / f"actor_critic_{config.mode}"
+        hint = f"Train one with: python Chapter_14_Imagine_A2C.py --mode {config.mode} (or pass --actor-critic PATH)"
+    actor_critic = ActorCritic(MiniPacman.observation_space.shape, MiniPacman.action_space.n)
+    load_checkpoint(path, actor_critic, hint)
+    return actor_critic.to(device).eval(), path
+
+
+def make_envs(config):
+    from Chapter_14_Imagine_A2C import make_env
+
+    envs = make_vec_env(
+        [partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env
+    )
+    return envs
+
+
+def collect(envs, num_steps: int, actor_critic, device: torch.device, seed: int) -> dict:
+    """`num_steps` steps of play, time-major: states (T, N, 3, H, W), actions, rewards, next_states, dones."""
+    columns = list(zip(*(step[1:] for step in play_games(envs, num_steps, actor_critic, device, seed))))
+    names = ("states", "actions", "rewards", "next_states", "dones")
+    return {name: torch.stack(column) for name, column in zip(names, columns)}
+
+
+@torch.no_grad()
+def one_step_scores(env_model: EnvModel, data: dict, mode: str, batch: int = 512, progress: bool = True) -> dict:
+    """Pixel, whole-frame and reward-class accuracy of the model's one-step predictions on `data`."""
+    states = data["states"].flatten(0, 1)
+    actions = data["actions"].flatten(0, 1)
+    target_state = pix_to_target(data["next_states"].flatten(0, 1)).view(len(states), -1)
+    target_reward = rewards_to_target(mode, data["rewards"].flatten(0, 1))
+    pixel_hits, reward_hits = [], []
+    starts = range(0, len(states), batch)
+    for i in tqdm(starts, desc="held-out scores", unit="batch", dynamic_ncols=True, leave=False, disable=not progress):
+        action_planes = onehot_actions(actions[i : i + batch], env_model.num_actions, env_model.in_shape)
+        image, reward = env_model(torch.cat([states[i : i + batch], action_planes], 1))
+        pixel_hits.append(image.argmax(1).view(-1, target_state.shape[1]) == target_state[i : i + batch])
+        reward_hits.append(reward.argmax(1) == target_reward[i : i + batch])
+    pixel_hits, reward_hits = torch.cat(pixel_hits), torch.cat(reward_hits)
+    return dict(
+        pixel_accuracy=float(pixel_hits.float().mean()),
+        frame_accuracy=float(pixel_hits.all(1).float().mean()),
+        reward_accuracy=float(reward_hits.float().mean()),
+        transitions=len(states),
+    )
+
+
+@torch.no_grad()
+def open_loop_scores(env_model: EnvModel, data: dict, mode: str, steps: int, progress: bool = True) -> dict:
+    """Imagine `steps` steps ahead from real frames, feeding the model its own predicted frames and the actions
+    really taken; scored against the real frames and rewards, from every start with no game end in between."""
+    dones = data["dones"]
+    length = dones.shape[0]
+    starts = [t for t in range(length - steps + 1)]
+    scores = {}
+    frame = torch.cat([data["states"][t] for t in starts])
+    valid = torch.cat([~dones[t : t + steps - 1].any(0) if steps > 1 else torch.ones_like(dones[t]) for t in starts])
+    for k in tqdm(
+        range(steps), desc="open-loop scores", unit="step", dynamic_ncols=True, leave=False, disable=not progress
+    ):
+        actions = torch.cat([data["actions"][t + k] for t in starts])
+        frame, reward = env_model.imagine(frame, actions)
+        real = torch.cat([data["next_states"][t + k] for t in starts])
+        real_reward = rewards_to_target(mode, torch.cat([data["rewards"][t + k] for t in starts]))
+        pixel_hits = (pix_to_target(frame) == pix_to_target(real)).view(len(frame), -1)[valid]
+        scores[k + 1] = dict(
+            pixel_accuracy=float(pixel_hits.float().mean()),
+            frame_accuracy=float(pixel_hits.all(1).float().mean()),
+            reward_accuracy=float((reward == real_reward)[valid].float().mean()),
+            rollouts=int(valid.sum()),
+        )
+    return scores
 
 
 def plot_losses(run: RunDir, config: Config) -> None:

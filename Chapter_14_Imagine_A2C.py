@@ -9,15 +9,15 @@ The book's `OnPolicy`, `ActorCritic` and loop, with `SubprocVecEnv` and `Rollout
 
 Run it:
     python Chapter_14_Imagine_A2C.py                         # regular mode, 30,000 updates (2.4 million frames)
-    python Chapter_14_Imagine_A2C.py --mode hunt --num-frames 2000
+    python Chapter_14_Imagine_A2C.py --mode hunt --num-updates 2000
     python Chapter_14_Imagine_A2C.py --help
 
-Time of the default run: about 4.5 minutes on a 2-core CPU (254 s measured, 9,450 frames per second; README);
-no GPU time measured yet.
+Time of the default run: about 4.5 minutes on a 2-core CPU; no GPU time measured yet.
 Writes (under runs/Chapter_14_Imagine_A2C/<date-time>/ or --run-dir): config.json, metrics.csv (every
 `log_every` updates: mean return and length of the last 100 finished episodes, losses, entropy, frames per
 second), learning_curve.png, episode.gif (the trained agent playing one episode), actor_critic_<mode> (the
-state_dict, also copied to --checkpoint-dir, where Chapter_14_Imagination.py looks for it), summary.json.
+state_dict, also copied to checkpoints/ (or --checkpoint-dir), where Chapter_14_Imagination.py looks for it),
+summary.json.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +34,7 @@ from tqdm import tqdm
 
 from common.minipacman import MODES, MiniPacman, save_gif
 from common.rollout import EpisodeStats, RolloutStorage, truncation_values
-from common.runtime import RunConfig, RunDir, cli, require, save_checkpoint, setup
+from common.runtime import RunConfig, RunDir, cli, known, repo_path, require, save_checkpoint, setup, tune_process
 from common.vec_env import VEC_ENVS, make_vec_env
 
 
@@ -44,7 +43,7 @@ class Config(RunConfig):
     mode: str = "regular"  # MiniPacman task: regular, avoid, hunt, ambush or rush (the book: regular)
     num_envs: int = 16  # environments played side by side (the book: 16)
     frame_cap: int = 1000  # steps after which an episode is cut (truncated) (the book: 1000)
-    num_frames: int = 30_000  # updates of num_steps x num_envs frames (book: 10,000; return >= 50 needs ~21,000)
+    num_updates: int = 30_000  # updates of num_steps x num_envs frames (book's num_frames: 10,000; see docs/a2c.md)
     num_steps: int = 5  # steps per environment between two updates (the book: 5)
     gamma: float = 0.99  # discount (the book: 0.99)
     entropy_coef: float = 0.01  # weight of the entropy bonus (the book: 0.01)
@@ -56,15 +55,17 @@ class Config(RunConfig):
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
-    checkpoint_dir: str = "checkpoints"  # also save actor_critic_<mode> here, for Chapter_14_Imagination.py
-    threads: int = 1  # CPU threads for torch: 2 is 24% faster on an idle machine, 1 far faster on a busy one
+    checkpoint_dir: str = ""  # actor_critic_<mode> is also saved here; empty: checkpoints/ in this repository
+    threads: int = 1  # CPU threads for torch: 1 holds up on a busy machine; 2 is faster on an idle one (docs/a2c.md)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
-        for name in ("num_envs", "num_frames", "num_steps", "frame_cap", "log_every"):
-            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("num_envs", "num_updates", "num_steps", "frame_cap", "log_every"):
+            require(
+                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+            )
         require(0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}")
         require(self.lr > 0, f"--lr must be positive, got {self.lr}")
         require(self.gif_frames >= 0, f"--gif-frames must be >= 0, got {self.gif_frames}")
@@ -126,9 +127,14 @@ def make_env(mode: str, frame_cap: int) -> MiniPacman:
 
 def main(config: Config) -> dict:
     device, _ = setup(config)
-    run = RunDir("Chapter_14_Imagine_A2C", config)
+    if config.tune_process:
+        tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    checkpoint = repo_path(config.checkpoint_dir, "checkpoints") / f"actor_critic_{config.mode}"
+    run = RunDir("Chapter_14_Imagine_A2C", config, device=device, checkpoint=checkpoint.resolve())
 
-    envs = make_vec_env([partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env)
+    envs = make_vec_env(
+        [partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env
+    )
     state_shape = envs.single_observation_space.shape
     num_actions = envs.single_action_space.n
 
@@ -142,7 +148,7 @@ def main(config: Config) -> dict:
     losses = []
 
     start = time.perf_counter()
-    progress = tqdm(range(1, config.num_frames + 1), desc="Chapter_14_Imagine_A2C", unit="update", dynamic_ncols=True)
+    progress = tqdm(range(1, config.num_updates + 1), desc="Chapter_14_Imagine_A2C", unit="update", dynamic_ncols=True)
     try:
         for i_update in progress:
             for step in range(config.num_steps):
@@ -155,15 +161,22 @@ def main(config: Config) -> dict:
                 # the frame cap cut these episodes: the return bootstraps from the value of their real last state
                 truncation_value = truncation_values(lambda final: actor_critic(final)[1], info, truncated, device)
                 masks = torch.from_numpy(1.0 - done.astype(np.float32)).unsqueeze(1)
-                rollout.insert(step, torch.from_numpy(next_state), action, torch.from_numpy(reward).float().unsqueeze(1),
-                               masks, truncation_value)
+                rollout.insert(
+                    step,
+                    torch.from_numpy(next_state),
+                    action,
+                    torch.from_numpy(reward).float().unsqueeze(1),
+                    masks,
+                    truncation_value,
+                )
 
             with torch.no_grad():
                 _, next_value = actor_critic(rollout.states[-1])
             returns = rollout.compute_returns(next_value, config.gamma)
 
             logit, action_log_probs, values, entropy = actor_critic.evaluate_actions(
-                rollout.states[:-1].view(-1, *state_shape), rollout.actions.view(-1, 1))
+                rollout.states[:-1].view(-1, *state_shape), rollout.actions.view(-1, 1)
+            )
             values = values.view(config.num_steps, config.num_envs, 1)
             action_log_probs = action_log_probs.view(config.num_steps, config.num_envs, 1)
             advantages = returns - values
@@ -178,35 +191,59 @@ def main(config: Config) -> dict:
             rollout.after_update()
             losses.append(torch.stack([loss.detach(), value_loss.detach(), action_loss.detach(), entropy.detach()]))
 
-            if i_update % config.log_every == 0 or i_update == config.num_frames:
+            if i_update % config.log_every == 0 or i_update == config.num_updates:
                 seconds = time.perf_counter() - start
                 loss_mean = torch.stack(losses).mean(0).tolist()
-                row = dict(update=i_update, frames=i_update * config.num_steps * config.num_envs,
-                           mean_return_last_100=stats.mean_return, mean_length_last_100=stats.mean_length,
-                           episodes=len(stats.all_returns), loss=loss_mean[0], value_loss=loss_mean[1], action_loss=loss_mean[2],
-                           entropy=loss_mean[3], frames_per_s=i_update * config.num_steps * config.num_envs / seconds,
-                           seconds=round(seconds, 2))
+                row = dict(
+                    update=i_update,
+                    frames=i_update * config.num_steps * config.num_envs,
+                    mean_return_last_100=stats.mean_return,
+                    mean_length_last_100=stats.mean_length,
+                    episodes=len(stats.all_returns),
+                    loss=loss_mean[0],
+                    value_loss=loss_mean[1],
+                    action_loss=loss_mean[2],
+                    entropy=loss_mean[3],
+                    frames_per_s=i_update * config.num_steps * config.num_envs / seconds,
+                    seconds=round(seconds, 2),
+                )
                 run.log(**row)
                 losses = []
-                progress.set_postfix(ret=f"{row['mean_return_last_100']:.1f}", ent=f"{row['entropy']:.2f}", fps=f"{row['frames_per_s']:.0f}")
+                progress.set_postfix(
+                    known(
+                        ret=f"{row['mean_return_last_100']:.1f}",
+                        ent=f"{row['entropy']:.2f}",
+                        fps=f"{row['frames_per_s']:.0f}",
+                    )
+                )
     finally:
         envs.close()
     seconds = time.perf_counter() - start
 
-    name = f"actor_critic_{config.mode}"
-    run.save_checkpoint(actor_critic.state_dict(), name)
-    save_checkpoint(actor_critic.state_dict(), Path(config.checkpoint_dir) / name)
+    run.save_checkpoint(actor_critic.state_dict(), checkpoint.name)
+    save_checkpoint(actor_critic.state_dict(), checkpoint)
     plot_learning_curve(run, stats.all_returns, config)
     if config.gif_frames:
         frames, gif_return = play_episode(actor_critic, config, device)
         save_gif(frames, run.file("episode.gif"))
-    frames_done = config.num_frames * config.num_steps * config.num_envs
-    summary = dict(mean_return_last_100=stats.mean_return, episodes=len(stats.all_returns), frames=frames_done,
-                   updates=config.num_frames, seconds=round(seconds, 2),
-                   frames_per_s=round(frames_done / seconds, 1), mode=config.mode, device=str(device), seed=config.seed,
-                   checkpoint=str(Path(config.checkpoint_dir) / name))
-    return run.finish(summary, f"Chapter_14_Imagine_A2C: {config.mode}, {frames_done} frames in {seconds:.0f} s: mean return "
-                               f"{summary['mean_return_last_100']:.1f} over the last 100 episodes")
+    frames_done = config.num_updates * config.num_steps * config.num_envs
+    summary = dict(
+        mean_return_last_100=stats.mean_return,
+        episodes=len(stats.all_returns),
+        frames=frames_done,
+        updates=config.num_updates,
+        seconds=round(seconds, 2),
+        frames_per_s=round(frames_done / seconds, 1),
+        mode=config.mode,
+        device=str(device),
+        seed=config.seed,
+        checkpoint=str(checkpoint),
+    )
+    return run.finish(
+        summary,
+        f"Chapter_14_Imagine_A2C: {config.mode}, {frames_done} frames in {seconds:.0f} s: mean return "
+        f"{summary['mean_return_last_100']:.1f} over the last 100 episodes",
+    )
 
 
 @torch.no_grad()
@@ -227,14 +264,17 @@ def play_episode(actor_critic: ActorCritic, config: Config, device: torch.device
 
 
 def plot_learning_curve(run: RunDir, all_returns: list, config, title: str = "A2C", extra: dict | None = None) -> None:
-    """Episode returns, losses and entropy against frames; `extra` ({metrics.csv column: label}) joins the third panel."""
+    """Episode returns, losses and entropy against frames; `extra` ({metrics.csv column: label}) joins the third
+    panel."""
     import matplotlib.pyplot as plt
 
     rows = run.rows
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     if all_returns:
         updates, returns = zip(*all_returns)
-        axes[0].scatter(np.array(updates) * config.num_steps * config.num_envs / 1e6, returns, s=2, alpha=0.25, label="episodes")
+        axes[0].scatter(
+            np.array(updates) * config.num_steps * config.num_envs / 1e6, returns, s=2, alpha=0.25, label="episodes"
+        )
     frames = [r["frames"] / 1e6 for r in rows]
     axes[0].plot(frames, [r["mean_return_last_100"] for r in rows], color="tab:red", label="mean of the last 100")
     axes[0].set(xlabel="million frames", ylabel="episode return")

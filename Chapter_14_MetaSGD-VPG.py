@@ -10,23 +10,22 @@ adapt it on `adapt_bsz` episodes (the book's `maml_a2c_loss`: cherry's discounte
 `LinearValue` baseline, GAE advantages, normalised, `a2c.policy_loss`), run `adapt_bsz` fresh episodes with
 the adapted learner, and take one Adam step on their mean loss.
 
-What changed from the book (README, "differences from the book"): Adam now optimises `meta_learner.parameters()`
-(the book's `policy.parameters()` left Meta-SGD's learning rates at their initial value); the baseline's
-regulariser is 1e-5 (the book passed the action size, 2.0, in its place); `adapt_lr` sets the initial inner
-learning rates (the book passed `meta_lr` and never used `adapt_lr`); task goals and episodes follow `--seed`;
-the episodes of a task are played side by side in one process (`--collector lockstep`, the same Particles2D
-dynamics as tensors) instead of two subprocess environments stepped one step at a time
-(`--collector upstream`, kept for comparison; bench/metasgd_speed.py); the outer learning rate is 0.001 and
-the run 400 iterations (the book's 0.01 diverges here after about 60 iterations).
+What changed from the book (docs/metasgd.md, "differences from the book"): Adam now optimises
+`meta_learner.parameters()` (the book's `policy.parameters()` left Meta-SGD's learning rates at their initial
+value); the baseline's regulariser is 1e-5 (the book passed the action size, 2.0, in its place); `adapt_lr` sets
+the initial inner learning rates (the book passed `meta_lr` and never used `adapt_lr`); task goals and episodes
+follow `--seed`; the episodes of a task are played side by side in one process (`LockstepRunner`, the same
+Particles2D dynamics as tensors) instead of two subprocess environments stepped one step at a time (the book's
+way is kept in bench/metasgd_speed.py); the outer learning rate is 0.001 and the run 400 iterations (the book's
+0.01 diverges here after about 60 iterations).
 
 Run it:
     python Chapter_14_MetaSGD-VPG.py
     python Chapter_14_MetaSGD-VPG.py --num-iterations 50 --adapt-steps 2
     python Chapter_14_MetaSGD-VPG.py --help
 
-Time of the default run (400 iterations, then 40 test tasks): about 5 minutes on a 2-core CPU (304 s measured,
-0.76 s per iteration, beside another run; README); no GPU time measured yet. The book's way of collecting
-episodes takes about a minute per iteration here (bench/metasgd_speed.py).
+Time of the default run (400 iterations, then 40 test tasks): about 5 minutes on a 2-core CPU; no GPU time
+measured yet. The book's way of collecting episodes takes about half a minute per iteration (docs/metasgd.md).
 Writes (under runs/Chapter_14_MetaSGD-VPG/<date-time>/ or --run-dir): config.json, metrics.csv (per iteration:
 mean return per episode before and after adaptation, adaptation loss, mean learned inner learning rate,
 policy standard deviation), learning_curve.png, trajectories.png (test tasks' episodes before and after one
@@ -49,46 +48,252 @@ from cherry.algorithms import a2c
 from torch.distributions import Normal
 from tqdm import tqdm
 
-from common.runtime import RunConfig, RunDir, UsageError, cli, require, setup
+from common.runtime import RunConfig, RunDir, cli, require, setup, tune_process
 
 EPSILON = 1e-6
-MAX_STEPS = 100  # Particles2D-v1's time limit (learn2learn registers it with max_episode_steps=100)
 
 
 @dataclass
 class Config(RunConfig):
     seed: int = 42  # seeds task goals, episodes and weights (the book: 42)
-    adapt_lr: float = 0.1  # initial inner (adaptation) learning rate of every weight; Meta-SGD learns them from there (the book: 0.1, unused)
-    meta_lr: float = 0.001  # Adam learning rate of the outer loop (book: 0.01, which diverges after ~60 iterations here)
+    adapt_lr: float = 0.1  # initial inner learning rate of every weight, then learned (the book: 0.1, unused)
+    meta_lr: float = 0.001  # Adam learning rate of the outer loop (book: 0.01, which diverges after ~60 iterations)
     adapt_steps: int = 1  # policy-gradient adaptation steps per task during meta-training (the book: 1)
-    num_iterations: int = 400  # meta-training iterations, one Adam step each (book: 200; at meta_lr 0.001 it needs ~300)
+    num_iterations: int = 400  # meta-training iterations, one Adam step each (book: 200; meta_lr 0.001 needs ~300)
     meta_bsz: int = 20  # tasks per iteration (the book: 20)
     adapt_bsz: int = 20  # episodes per adaptation step, and per validation (the book: 20)
     tau: float = 1.0  # GAE lambda (the book: 1.0)
     gamma: float = 0.99  # discount factor (the book: 0.99)
-    collector: str = "lockstep"  # lockstep: a task's episodes side by side as tensors; upstream: the book's subprocess envs + cherry Runner
-    num_workers: int = 2  # subprocess environments of --collector upstream (the book: 2; learn2learn needs at least 2)
     eval_tasks: int = 40  # fresh tasks of the final test
     eval_steps: int = 3  # the final test reports the return after 0..eval_steps adaptation steps
     threads: int = 1  # CPU threads for torch: the networks are tiny, 1 thread is fastest
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.collector in ("lockstep", "upstream"), f"--collector {self.collector!r} is unknown: use lockstep or upstream")
-        for name in ("num_iterations", "meta_bsz", "adapt_bsz", "num_workers", "eval_tasks"):
+        for name in ("num_iterations", "meta_bsz", "adapt_bsz", "eval_tasks"):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        require(self.adapt_steps >= 0, f"--adapt-steps must be >= 0 (0 trains the policy without adaptation), got {self.adapt_steps}")
+        require(
+            self.adapt_steps >= 0,
+            f"--adapt-steps must be >= 0 (0 trains the policy without adaptation), got {self.adapt_steps}",
+        )
         require(self.eval_steps >= 1, f"--eval-steps must be at least 1, got {self.eval_steps}")
         require(self.adapt_lr > 0 and self.meta_lr > 0, "--adapt-lr and --meta-lr must be positive")
         require(0 < self.gamma <= 1 and 0 <= self.tau <= 1, "--gamma must be in (0, 1] and --tau in [0, 1]")
-        require(self.collector != "upstream" or self.num_workers >= 2,
-                f"--collector upstream needs --num-workers 2 or more (learn2learn's AsyncVectorEnv), got {self.num_workers}")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The environment: learn2learn's Particles2D-v1, n copies of one task stepped together
-# ---------------------------------------------------------------------------------------------------------------
+def linear_init(module: nn.Module) -> nn.Module:
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        module.bias.data.zero_()
+    return module
+
+
+class DiagNormalPolicy(nn.Module):
+    """A Gaussian policy: an MLP (2 hidden layers of 100, ReLU) for the mean, one learned log-std per action."""
+
+    def __init__(self, input_size: int, output_size: int, hiddens: list[int] | None = None):
+        super().__init__()
+        hiddens = hiddens or [100, 100]
+        layers = [linear_init(nn.Linear(input_size, hiddens[0])), nn.ReLU()]
+        for i, o in zip(hiddens[:-1], hiddens[1:]):
+            layers += [linear_init(nn.Linear(i, o)), nn.ReLU()]
+        layers.append(linear_init(nn.Linear(hiddens[-1], output_size)))
+        self.mean = nn.Sequential(*layers)
+        self.sigma = nn.Parameter(torch.full((output_size,), math.log(1.0)))  # log of the standard deviation
+
+    def density(self, state: torch.Tensor) -> Normal:
+        loc = self.mean(state)
+        scale = torch.exp(torch.clamp(self.sigma, min=math.log(EPSILON)))
+        return Normal(loc=loc, scale=scale)
+
+    def log_prob(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.density(state).log_prob(action).mean(dim=-1, keepdim=True)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.density(state).sample()
+
+
+class LinearValue(nn.Module):
+    """The book's baseline (cherry's `LinearValue`): least squares on the features (s, s^2, t, t^2, t^3, 1), refitted
+    on every batch of episodes. Here t is the step within the episode (t/100, read off the time axis), as in
+    rllab's linear baseline; cherry's version counts steps across the whole concatenated batch."""
+
+    def __init__(self, input_size: int, reg: float = 1e-5):
+        super().__init__()
+        self.linear = nn.Linear(2 * input_size + 4, 1, bias=False)
+        self.reg = reg
+
+    def _features(self, states: torch.Tensor) -> torch.Tensor:  # (T, B, input_size) -> (T, B, features)
+        length, batch = states.shape[:2]
+        al = (
+            (torch.arange(length, dtype=states.dtype, device=states.device) / 100.0)
+            .view(-1, 1, 1)
+            .expand(length, batch, 1)
+        )
+        ones = torch.ones_like(al)
+        return torch.cat([states, states**2, al, al**2, al**3, ones], dim=-1)
+
+    def fit(self, states: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        features, returns = self._features(states), returns.unsqueeze(-1)
+        if mask is not None:
+            features, returns = features[mask], returns[mask]
+        features, returns = features.reshape(-1, features.shape[-1]).double(), returns.reshape(-1, 1).double()
+        reg = self.reg * torch.eye(features.shape[1], dtype=features.dtype, device=features.device)
+        coeffs = torch.linalg.solve(features.t() @ features + reg, features.t() @ returns)
+        self.linear.weight.data = coeffs.t().to(self.linear.weight.dtype)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.linear(self._features(states)).squeeze(-1)
+
+
+def compute_advantages(baseline, tau, gamma, rewards, dones, states, next_states, mask):
+    # Update baseline
+    returns = ch.td.discount(gamma, rewards, dones)
+    baseline.fit(states, returns, mask)
+    values = baseline(states)
+    next_values = baseline(next_states)
+    bootstraps = values * (1.0 - dones) + next_values * dones
+    next_value = torch.zeros(rewards.shape[1], device=values.device)
+    return ch.pg.generalized_advantage(
+        tau=tau, gamma=gamma, rewards=rewards, dones=dones, values=bootstraps, next_value=next_value
+    )
+
+
+def maml_a2c_loss(train_episodes: Episodes, learner, baseline, gamma: float, tau: float) -> torch.Tensor:
+    e = train_episodes
+    log_probs = learner.log_prob(e.states, e.actions).squeeze(-1)
+    advantages = compute_advantages(baseline, tau, gamma, e.rewards, e.dones, e.states, e.next_states, e.mask)
+    advantages = ch.normalize(advantages[e.mask]).detach()
+    return a2c.policy_loss(log_probs[e.mask], advantages)
+
+
+def make_learners(config: Config, device: torch.device):
+    """The policy, its Meta-SGD wrapper (inner learning rates start at adapt_lr), the baseline and the optimiser.
+    The book: `MetaSGD(policy, lr=meta_lr)`, `LinearValue(state_size, action_size)`, `Adam(policy.parameters())`."""
+    policy = DiagNormalPolicy(2, 2).to(device)
+    meta_learner = l2l.algorithms.MetaSGD(policy, lr=config.adapt_lr)
+    baseline = LinearValue(2).to(device)
+    opt = torch.optim.Adam(meta_learner.parameters(), lr=config.meta_lr)  # the weights AND the learning rates
+    return policy, meta_learner, baseline, opt
+
+
+def meta_step(meta_learner, opt, tasks, runner, baseline, config: Config) -> dict:
+    """One iteration of the book's loop: adapt a clone per task, validate it on fresh episodes, one Adam step."""
+    iteration_loss = 0.0
+    before, after = [], []
+    for task_config in tasks:
+        learner = meta_learner.clone()
+        runner.set_task(task_config)
+
+        # Fast Adapt
+        for step in range(config.adapt_steps):
+            train_episodes = runner.run(learner, episodes=config.adapt_bsz)
+            loss = maml_a2c_loss(train_episodes, learner, baseline, config.gamma, config.tau)
+            learner.adapt(loss)
+            if step == 0:
+                before.append(train_episodes.returns().mean())
+
+        # Compute Validation Loss
+        valid_episodes = runner.run(learner, episodes=config.adapt_bsz)
+        loss = maml_a2c_loss(valid_episodes, learner, baseline, config.gamma, config.tau)
+        iteration_loss += loss
+        after.append(valid_episodes.returns().mean())
+
+    adaptation_loss = iteration_loss / len(after)
+    opt.zero_grad()
+    adaptation_loss.backward()
+    opt.step()
+    after_value = float(torch.stack(after).mean())
+    return dict(
+        return_before=float(torch.stack(before).mean()) if before else after_value,
+        return_after=after_value,
+        adaptation_loss=float(adaptation_loss.detach()),
+        mean_adapt_lr=mean_learned_lr(meta_learner),
+        policy_std=float(meta_learner.module.sigma.detach().exp().mean()),
+    )
+
+
+def evaluate(meta_learner, runner, baseline, tasks, config: Config, keep: int = 4):
+    """Return per episode after 0..eval_steps adaptation steps on each task; the episodes of the first `keep`
+    tasks before and after one step, for the trajectory plot."""
+    returns = np.zeros((len(tasks), config.eval_steps + 1))
+    kept = []
+    for i, task in enumerate(tasks):
+        learner = meta_learner.clone()
+        runner.set_task(task)
+        played = []
+        for step in range(config.eval_steps + 1):
+            episodes = runner.run(learner, episodes=config.adapt_bsz)
+            returns[i, step] = float(episodes.returns().mean())
+            played.append(episodes)
+            if step < config.eval_steps:
+                learner.adapt(maml_a2c_loss(episodes, learner, baseline, config.gamma, config.tau), first_order=True)
+        if i < keep:
+            kept.append((np.asarray(task["goal"]), played[0], played[1]))
+    return returns, kept
+
+
+def main(config: Config) -> dict:
+    device, _ = setup(config)
+    if config.tune_process:
+        tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    run = RunDir("Chapter_14_MetaSGD-VPG", config, device=device)
+    train_tasks = task_sampler(config.seed)
+    test_tasks = task_sampler(10**6 + config.seed).sample_tasks(config.eval_tasks)
+    runner = LockstepRunner(config.adapt_bsz, device)  # the book: ch.envs.Runner over 2 subprocess envs
+    _, meta_learner, baseline, opt = make_learners(config, device)
+
+    start = time.perf_counter()
+    tqdm_bar = tqdm(range(1, config.num_iterations + 1), desc="Chapter_14_MetaSGD-VPG", unit="it", dynamic_ncols=True)
+    for iteration in tqdm_bar:
+        row = meta_step(meta_learner, opt, train_tasks.sample_tasks(config.meta_bsz), runner, baseline, config)
+        run.log(
+            iteration=iteration,
+            **{k: round(v, 6) for k, v in row.items()},
+            seconds=round(time.perf_counter() - start, 2),
+        )
+        tqdm_bar.set_postfix(
+            before=f"{row['return_before']:.1f}",
+            after=f"{row['return_after']:.1f}",
+            lr=f"{row['mean_adapt_lr']:.3f}",
+            std=f"{row['policy_std']:.3f}",
+        )
+    seconds = time.perf_counter() - start
+    returns, kept = evaluate(meta_learner, runner, baseline, test_tasks, config)
+    run.save_checkpoint(meta_learner.state_dict(), "meta_learner.pt")
+    plot_learning_curve(run, config)
+    plot_trajectories(run, kept, config)
+    means = returns.mean(0)
+    ci95 = 1.96 * returns.std(0, ddof=1) / math.sqrt(len(returns)) if len(returns) > 1 else np.zeros_like(means)
+    summary = {f"return_after_{k}_steps": round(float(means[k]), 3) for k in range(config.eval_steps + 1)}
+    summary.update({f"return_after_{k}_steps_ci95": round(float(ci95[k]), 3) for k in range(config.eval_steps + 1)})
+    summary.update(
+        iterations=config.num_iterations,
+        seconds=round(seconds, 2),
+        eval_tasks=config.eval_tasks,
+        episodes_per_step=config.adapt_bsz,
+        mean_adapt_lr=round(mean_learned_lr(meta_learner), 5),
+        device=str(device),
+        seed=config.seed,
+    )
+    table = ", ".join(f"{k}: {means[k]:.1f}" for k in range(config.eval_steps + 1))
+    return run.finish(
+        summary,
+        f"Chapter_14_MetaSGD-VPG: {config.num_iterations} iterations in {seconds:.0f} s; mean return per episode on "
+        f"{config.eval_tasks} fresh tasks after 0..{config.eval_steps} adaptation steps: {table}",
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Plumbing the book does not show: learn2learn's Particles2D-v1 as tensors (a task's episodes played side
+# by side), the task sampler, plots
+# --------------------------------------------------------------------------------------------------------------
+
+
+MAX_STEPS = 100  # Particles2D-v1's time limit (learn2learn registers it with max_episode_steps=100)
+
+
 class Particles2DBatch:
     """`num_envs` copies of learn2learn's `Particles2DEnv` on one task, as tensors: the same dynamics
     (action clipped to [-0.1, 0.1], reward minus the distance to the goal, done within 0.01 of it on both axes,
@@ -160,56 +365,6 @@ class LockstepRunner:
         return Episodes(*(torch.stack(column) for column in zip(*steps)))
 
 
-class UpstreamRunner:
-    """The book's collection: learn2learn's `AsyncVectorEnv` of `num_workers` subprocess Particles2D-v1 envs,
-    cherry's `Torch` wrapper and `Runner`, then the flat episodes regrouped into an `Episodes` batch."""
-
-    def __init__(self, num_workers: int, seed: int):
-        import gym
-
-        self.vec_env = l2l.gym.AsyncVectorEnv([lambda: gym.make("Particles2D-v1") for _ in range(num_workers)])
-        self.vec_env.seed(seed)
-        self.env = ch.envs.Torch(self.vec_env)
-
-    def set_task(self, task: dict) -> None:
-        self.env.set_task(task)
-        self.env.reset()
-
-    def run(self, policy, episodes: int) -> Episodes:
-        replay = ch.envs.Runner(self.env).run(lambda state: policy(state.float()).detach(), episodes=episodes)
-        return episodes_from_replay(replay)
-
-    def close(self) -> None:
-        self.vec_env.close()
-
-
-def episodes_from_replay(replay) -> Episodes:
-    """Cherry's flat, episode after episode, replay -> the padded time-major `Episodes` the loss takes."""
-    dones = replay.done().view(-1)
-    ends = (dones > 0).nonzero().view(-1).tolist()
-    starts = [0] + [e + 1 for e in ends[:-1]]
-    length = max(e - s + 1 for s, e in zip(starts, ends))
-    fields = [replay.state(), replay.action(), replay.reward().view(-1), dones, replay.next_state()]
-    padded = []
-    for i, field in enumerate(fields):
-        out = torch.zeros((length, len(ends)) + field.shape[1:], dtype=torch.float32)
-        for b, (s, e) in enumerate(zip(starts, ends)):
-            out[: e - s + 1, b] = field[s : e + 1].float().view((e - s + 1,) + field.shape[1:])
-            if i == 3:
-                out[e - s + 1 :, b] = 1.0
-        padded.append(out)
-    mask = torch.zeros(length, len(ends), dtype=torch.bool)
-    for b, (s, e) in enumerate(zip(starts, ends)):
-        mask[: e - s + 1, b] = True
-    return Episodes(*padded, mask)
-
-
-def make_runner(config: Config, device: torch.device):
-    if config.collector == "upstream":
-        return UpstreamRunner(config.num_workers, config.seed)
-    return LockstepRunner(config.adapt_bsz, device)
-
-
 def task_sampler(seed: int):
     """learn2learn's own task distribution (`Particles2DEnv.sample_tasks`), seeded: `env.seed()` of the book's
     vector env seeds the workers, not the environment object that samples the tasks."""
@@ -220,198 +375,8 @@ def task_sampler(seed: int):
     return env
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The policy, the baseline and the loss (the book's)
-# ---------------------------------------------------------------------------------------------------------------
-def linear_init(module: nn.Module) -> nn.Module:
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        module.bias.data.zero_()
-    return module
-
-
-class DiagNormalPolicy(nn.Module):
-    """A Gaussian policy: an MLP (2 hidden layers of 100, ReLU) for the mean, one learned log-std per action."""
-
-    def __init__(self, input_size: int, output_size: int, hiddens: list[int] | None = None):
-        super().__init__()
-        hiddens = hiddens or [100, 100]
-        layers = [linear_init(nn.Linear(input_size, hiddens[0])), nn.ReLU()]
-        for i, o in zip(hiddens[:-1], hiddens[1:]):
-            layers += [linear_init(nn.Linear(i, o)), nn.ReLU()]
-        layers.append(linear_init(nn.Linear(hiddens[-1], output_size)))
-        self.mean = nn.Sequential(*layers)
-        self.sigma = nn.Parameter(torch.full((output_size,), math.log(1.0)))  # log of the standard deviation
-
-    def density(self, state: torch.Tensor) -> Normal:
-        loc = self.mean(state)
-        scale = torch.exp(torch.clamp(self.sigma, min=math.log(EPSILON)))
-        return Normal(loc=loc, scale=scale)
-
-    def log_prob(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.density(state).log_prob(action).mean(dim=-1, keepdim=True)
-
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.density(state).sample()
-
-
-class LinearValue(nn.Module):
-    """The book's baseline (cherry's `LinearValue`): least squares on the features (s, s^2, t, t^2, t^3, 1), refitted
-    on every batch of episodes. Here t is the step within the episode (t/100, read off the time axis), as in
-    rllab's linear baseline; cherry's version counts steps across the whole concatenated batch."""
-
-    def __init__(self, input_size: int, reg: float = 1e-5):
-        super().__init__()
-        self.linear = nn.Linear(2 * input_size + 4, 1, bias=False)
-        self.reg = reg
-
-    def _features(self, states: torch.Tensor) -> torch.Tensor:  # (T, B, input_size) -> (T, B, features)
-        length, batch = states.shape[:2]
-        al = (torch.arange(length, dtype=states.dtype, device=states.device) / 100.0).view(-1, 1, 1).expand(length, batch, 1)
-        ones = torch.ones_like(al)
-        return torch.cat([states, states**2, al, al**2, al**3, ones], dim=-1)
-
-    def fit(self, states: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-        features, returns = self._features(states), returns.unsqueeze(-1)
-        if mask is not None:
-            features, returns = features[mask], returns[mask]
-        features, returns = features.reshape(-1, features.shape[-1]).double(), returns.reshape(-1, 1).double()
-        reg = self.reg * torch.eye(features.shape[1], dtype=features.dtype, device=features.device)
-        coeffs = torch.linalg.solve(features.t() @ features + reg, features.t() @ returns)
-        self.linear.weight.data = coeffs.t().to(self.linear.weight.dtype)
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.linear(self._features(states)).squeeze(-1)
-
-
-def compute_advantages(baseline, tau, gamma, rewards, dones, states, next_states, mask):
-    # Update baseline
-    returns = ch.td.discount(gamma, rewards, dones)
-    baseline.fit(states, returns, mask)
-    values = baseline(states)
-    next_values = baseline(next_states)
-    bootstraps = values * (1.0 - dones) + next_values * dones
-    next_value = torch.zeros(rewards.shape[1], device=values.device)
-    return ch.pg.generalized_advantage(tau=tau, gamma=gamma, rewards=rewards, dones=dones, values=bootstraps, next_value=next_value)
-
-
-def maml_a2c_loss(train_episodes: Episodes, learner, baseline, gamma: float, tau: float) -> torch.Tensor:
-    e = train_episodes
-    log_probs = learner.log_prob(e.states, e.actions).squeeze(-1)
-    advantages = compute_advantages(baseline, tau, gamma, e.rewards, e.dones, e.states, e.next_states, e.mask)
-    advantages = ch.normalize(advantages[e.mask]).detach()
-    return a2c.policy_loss(log_probs[e.mask], advantages)
-
-
-def make_learners(config: Config, device: torch.device):
-    """The policy, its Meta-SGD wrapper (inner learning rates start at adapt_lr), the baseline and the optimiser.
-    The book: `MetaSGD(policy, lr=meta_lr)`, `LinearValue(state_size, action_size)`, `Adam(policy.parameters())`."""
-    policy = DiagNormalPolicy(2, 2).to(device)
-    meta_learner = l2l.algorithms.MetaSGD(policy, lr=config.adapt_lr)
-    baseline = LinearValue(2).to(device)
-    opt = torch.optim.Adam(meta_learner.parameters(), lr=config.meta_lr)  # the weights AND the learning rates
-    return policy, meta_learner, baseline, opt
-
-
 def mean_learned_lr(meta_learner) -> float:
     return float(torch.cat([lr.detach().flatten() for lr in meta_learner.lrs]).mean())
-
-
-def meta_step(meta_learner, opt, tasks, runner, baseline, config: Config) -> dict:
-    """One iteration of the book's loop: adapt a clone per task, validate it on fresh episodes, one Adam step."""
-    iteration_loss = 0.0
-    before, after = [], []
-    for task_config in tasks:
-        learner = meta_learner.clone()
-        runner.set_task(task_config)
-
-        # Fast Adapt
-        for step in range(config.adapt_steps):
-            train_episodes = runner.run(learner, episodes=config.adapt_bsz)
-            loss = maml_a2c_loss(train_episodes, learner, baseline, config.gamma, config.tau)
-            learner.adapt(loss)
-            if step == 0:
-                before.append(train_episodes.returns().mean())
-
-        # Compute Validation Loss
-        valid_episodes = runner.run(learner, episodes=config.adapt_bsz)
-        loss = maml_a2c_loss(valid_episodes, learner, baseline, config.gamma, config.tau)
-        iteration_loss += loss
-        after.append(valid_episodes.returns().mean())
-
-    adaptation_loss = iteration_loss / len(after)
-    opt.zero_grad()
-    adaptation_loss.backward()
-    opt.step()
-    after_value = float(torch.stack(after).mean())
-    return dict(
-        return_before=float(torch.stack(before).mean()) if before else after_value,
-        return_after=after_value,
-        adaptation_loss=float(adaptation_loss.detach()),
-        mean_adapt_lr=mean_learned_lr(meta_learner),
-        policy_std=float(meta_learner.module.sigma.detach().exp().mean()),
-    )
-
-
-def evaluate(meta_learner, runner, baseline, tasks, config: Config, keep: int = 4):
-    """Return per episode after 0..eval_steps adaptation steps on each task; the episodes of the first `keep`
-    tasks before and after one step, for the trajectory plot."""
-    returns = np.zeros((len(tasks), config.eval_steps + 1))
-    kept = []
-    for i, task in enumerate(tasks):
-        learner = meta_learner.clone()
-        runner.set_task(task)
-        played = []
-        for step in range(config.eval_steps + 1):
-            episodes = runner.run(learner, episodes=config.adapt_bsz)
-            returns[i, step] = float(episodes.returns().mean())
-            played.append(episodes)
-            if step < config.eval_steps:
-                learner.adapt(maml_a2c_loss(episodes, learner, baseline, config.gamma, config.tau), first_order=True)
-        if i < keep:
-            kept.append((np.asarray(task["goal"]), played[0], played[1]))
-    return returns, kept
-
-
-def main(config: Config) -> dict:
-    device, _ = setup(config)
-    if config.collector == "upstream" and device.type != "cpu":
-        raise UsageError("--collector upstream runs on the CPU only: add --device cpu, or use --collector lockstep")
-    run = RunDir("Chapter_14_MetaSGD-VPG", config)
-    train_tasks = task_sampler(config.seed)
-    test_tasks = task_sampler(10**6 + config.seed).sample_tasks(config.eval_tasks)
-    runner = make_runner(config, device)
-    _, meta_learner, baseline, opt = make_learners(config, device)
-
-    start = time.perf_counter()
-    try:
-        tqdm_bar = tqdm(range(1, config.num_iterations + 1), desc="Chapter_14_MetaSGD-VPG", unit="it", dynamic_ncols=True)
-        for iteration in tqdm_bar:
-            row = meta_step(meta_learner, opt, train_tasks.sample_tasks(config.meta_bsz), runner, baseline, config)
-            run.log(iteration=iteration, **{k: round(v, 6) for k, v in row.items()}, seconds=round(time.perf_counter() - start, 2))
-            tqdm_bar.set_postfix(before=f"{row['return_before']:.1f}", after=f"{row['return_after']:.1f}",
-                                 lr=f"{row['mean_adapt_lr']:.3f}", std=f"{row['policy_std']:.3f}")
-        seconds = time.perf_counter() - start
-        returns, kept = evaluate(meta_learner, runner, baseline, test_tasks, config)
-    finally:
-        if hasattr(runner, "close"):  # the upstream collector's subprocesses
-            runner.close()
-    run.save_checkpoint(meta_learner.state_dict(), "meta_learner.pt")
-    plot_learning_curve(run, config)
-    plot_trajectories(run, kept, config)
-    means = returns.mean(0)
-    ci95 = 1.96 * returns.std(0, ddof=1) / math.sqrt(len(returns)) if len(returns) > 1 else np.zeros_like(means)
-    summary = {f"return_after_{k}_steps": round(float(means[k]), 3) for k in range(config.eval_steps + 1)}
-    summary.update({f"return_after_{k}_steps_ci95": round(float(ci95[k]), 3) for k in range(config.eval_steps + 1)})
-    summary.update(iterations=config.num_iterations, seconds=round(seconds, 2), eval_tasks=config.eval_tasks,
-                   episodes_per_step=config.adapt_bsz, mean_adapt_lr=round(mean_learned_lr(meta_learner), 5),
-                   collector=config.collector, device=str(device), seed=config.seed)
-    table = ", ".join(f"{k}: {means[k]:.1f}" for k in range(config.eval_steps + 1))
-    return run.finish(
-        summary,
-        f"Chapter_14_MetaSGD-VPG: {config.num_iterations} iterations in {seconds:.0f} s; mean return per episode on "
-        f"{config.eval_tasks} fresh tasks after 0..{config.eval_steps} adaptation steps: {table}",
-    )
 
 
 def plot_learning_curve(run: RunDir, config: Config) -> None:
@@ -428,7 +393,10 @@ def plot_learning_curve(run: RunDir, config: Config) -> None:
     axes[1].plot(it, [r["policy_std"] for r in rows], label="policy standard deviation")
     axes[1].set(xlabel="iteration", yscale="log")
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"MetaSGD-VPG on Particles2D, {config.meta_bsz} tasks x {config.adapt_bsz} episodes per iteration, seed {config.seed}")
+    fig.suptitle(
+        f"MetaSGD-VPG on Particles2D, {config.meta_bsz} tasks x {config.adapt_bsz} episodes per iteration, "
+        f"seed {config.seed}"
+    )
     fig.tight_layout()
     run.save_figure(fig, "learning_curve.png")
 

@@ -44,9 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.runtime import RunConfig, RunDir, UsageError, cli, require, setup
-
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+from common.runtime import RunConfig, RunDir, UsageError, cli, known, repo_path, require, setup, tune_process
 
 
 @dataclass
@@ -60,12 +58,11 @@ class Config(RunConfig):
     tps: int = 32  # tasks per step (per iteration) (the book: 32)
     fas: int = 5  # fast adaptation steps per task (the book: 5)
     dataset: str = "mnist"  # mnist, or digits: scikit-learn's 8x8 digits upsampled to 28x28, no download
-    data_dir: str = "data"  # where MNIST lives (data/MNIST/raw/...); downloaded there when absent
+    data_dir: str = ""  # MNIST lives in <data_dir>/MNIST/raw, downloaded when absent; empty: data/ in this repository
     eval_every: int = 100  # iterations between two meta-tests on the test split (0: only at the end)
     eval_tasks: int = 600  # meta-test tasks, as in the MAML paper
     log_every: int = 10  # iterations averaged into one row of metrics.csv
-    threads: int = 1  # CPU threads for torch: 1 holds up on a busy machine; 2 + --mkldnn: ~20% faster when idle
-    mkldnn: bool = False  # oneDNN convolutions on the CPU: slower for 5-image batches on 1 thread (bench/maml_speed.py)
+    threads: int = 1  # CPU threads for torch: 1 holds up on a busy machine (docs/learn.md, speed)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,10 +72,16 @@ class Config(RunConfig):
         require(self.query >= 0, f"--query must be >= 0 (0 means as many as shots), got {self.query}")
         require(self.fas >= 0, f"--fas must be >= 0, got {self.fas}")
         for name in ("iterations", "tps", "eval_tasks", "log_every"):
-            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+            require(
+                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+            )
         require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
         require(self.lr > 0 and self.maml_lr > 0, "--lr and --maml-lr must be positive")
-        require(not Path(self.data_dir).is_file(), f"--data-dir {self.data_dir} is a file: give a directory")
+        require(not self.data_path.is_file(), f"--data-dir {self.data_dir} is a file: give a directory")
+
+    @property
+    def data_path(self) -> Path:
+        return repo_path(self.data_dir, "data")
 
     @property
     def query_shots(self) -> int:
@@ -106,112 +109,14 @@ class Net(nn.Module):
         return F.log_softmax(x, dim=1)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Data: every image decoded and normalised once, kept as one tensor on the training device
-# ----------------------------------------------------------------------------------------------------------
-
-
-def load_mnist(data_dir: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST
-
-    raw = Path(data_dir) / "MNIST" / "raw"
-    if not all((raw / name).exists() or (raw / f"{name}.gz").exists() for name in MNIST_FILES):
-        print(f"downloading MNIST into {raw} ...", flush=True)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            mnist = MNIST(data_dir, train=train, download=True)  # no download when the files are there
-    except Exception as error:  # no internet, a proxy, a broken mirror...
-        raise UsageError(
-            f"MNIST is not in {raw} and could not be downloaded ({type(error).__name__}): put the four MNIST files "
-            f"({', '.join(MNIST_FILES)}, .gz or not) in {raw}, or run offline with --dataset digits"
-        ) from None
-    images = mnist.data.float().div(255).sub(0.1307).div(0.3081)  # the book's normalisation
-    return images.unsqueeze(1), mnist.targets.long()
-
-
-def load_digits(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """scikit-learn's 1,797 handwritten 8x8 digits, upsampled to 28x28; a fixed stratified 70/30 split."""
-    from sklearn.datasets import load_digits as sklearn_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = sklearn_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32).div(16).unsqueeze(1)
-    images = F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
-    images = (images - images.mean()) / images.std()
-    labels = torch.tensor(digits.target, dtype=torch.long)
-    train_index, test_index = train_test_split(np.arange(len(labels)), test_size=0.3, random_state=0, stratify=digits.target)
-    index = torch.tensor(train_index if train else test_index)
-    return images[index], labels[index]
-
-
-def load_split(config: Config, train: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = load_mnist(config.data_dir, train) if config.dataset == "mnist" else load_digits(train)
-    return images.to(device), labels.to(device)
-
-
-class TaskSampler:
-    """N-way K-shot tasks from learn2learn: a MetaDataset built from the labels and a Taskset whose first
-    (and only) transform is FusedNWaysKShots. It hands out indices; the images are gathered on the device.
-
-    Each task: `ways` classes, `shots + query` images each, labels 0..ways-1 given to the classes in a random
-    order drawn for each task (Python's `random`, seeded by --seed); the first `shots`
-    images of each class are the adaptation set, the other `query` the evaluation set (disjoint).
-    """
-
-    def __init__(self, labels: torch.Tensor, ways: int, shots: int, query: int, split: str):
-        counts = torch.bincount(labels.cpu())
-        classes = int((counts > 0).sum())
-        if ways > classes:
-            raise UsageError(f"--ways {ways}: the {split} split has only {classes} classes; use --ways {classes} or fewer")
-        if shots + query > int(counts[counts > 0].min()):
-            raise UsageError(f"--shots {shots} + {query} evaluation images per class: the {split} split has only "
-                             f"{int(counts[counts > 0].min())} images in its smallest class")
-        self.ways, self.shots, self.query = ways, shots, query
-        labels_list = labels.cpu().tolist()
-        dataset = l2l.data.MetaDataset(LabelsOnly(labels_list), indices_to_labels=dict(enumerate(labels_list)))
-        self.taskset = l2l.data.Taskset(dataset, task_transforms=[l2l.data.transforms.FusedNWaysKShots(dataset, n=ways, k=shots + query)], num_tasks=-1)
-        self.labels = labels.cpu()
-
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Indices and remapped labels: (adapt_index, adapt_labels, eval_index, eval_labels)."""
-        index = torch.tensor([d.index for d in self.taskset.sample_task_description()])
-        _, remapped = torch.unique(self.labels[index], return_inverse=True)  # 0..ways-1 in class order
-        # A fresh random label for each class in every task (as RemapLabels(shuffle=True)): otherwise class 0
-        # would always be the smallest digit of the task, and the meta-model could learn labels, not adaptation.
-        remapped = torch.tensor(random.sample(range(self.ways), self.ways))[remapped]
-        order = torch.argsort(remapped, stable=True)
-        index = index[order].view(self.ways, self.shots + self.query)
-        remapped = remapped[order].view(self.ways, self.shots + self.query)
-        return (index[:, : self.shots].reshape(-1), remapped[:, : self.shots].reshape(-1),
-                index[:, self.shots :].reshape(-1), remapped[:, self.shots :].reshape(-1))
-
-
-class LabelsOnly(torch.utils.data.Dataset):
-    """What MetaDataset wraps: only labels (the images stay in one tensor on the device)."""
-
-    def __init__(self, labels: list[int]):
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int):
-        return i, self.labels[i]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# MAML
-# ----------------------------------------------------------------------------------------------------------
-
-
-def accuracy(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (output.argmax(dim=1) == y).float().mean()
-
-
 def compute_loss(x: torch.Tensor, y: torch.Tensor, learner: nn.Module, loss_func) -> tuple[torch.Tensor, torch.Tensor]:
     """The book's compute_loss: mean loss and accuracy of `learner` on a task's images."""
     output = learner(x)
     return loss_func(output, y) / x.size(0), accuracy(output, y)
+
+
+def accuracy(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (output.argmax(dim=1) == y).float().mean()
 
 
 def adapt(learner, x: torch.Tensor, y: torch.Tensor, loss_func, steps: int, first_order: bool = False):
@@ -245,12 +150,6 @@ def meta_step(meta_model, opt, tasks, loss_func, fas: int) -> tuple[torch.Tensor
     return iteration_error.detach(), iteration_acc.detach()
 
 
-def gather(images, adapt_index, adapt_labels, eval_index, eval_labels, device):
-    """A task's images and labels, gathered from the device tensor in two indexing operations."""
-    adapt_index, adapt_labels, eval_index, eval_labels = (t.to(device) for t in (adapt_index, adapt_labels, eval_index, eval_labels))
-    return images[adapt_index], adapt_labels, images[eval_index], eval_labels
-
-
 def meta_test(meta_model, images, tasks, config: Config, loss_func) -> dict:
     """The MAML paper's protocol: adapt on each test task, accuracy on its evaluation images, mean and 95% CI."""
     before, after = [], []
@@ -268,24 +167,17 @@ def meta_test(meta_model, images, tasks, config: Config, loss_func) -> dict:
     )
 
 
-def fixed_tasks(sampler: TaskSampler, count: int, seed: int, device: torch.device) -> list:
-    """`count` tasks drawn once with their own seed (the same tasks at every meta-test), moved to the device."""
-    state = random.getstate()
-    random.seed(seed)
-    tasks = [tuple(t.to(device) for t in sampler.sample()) for _ in range(count)]
-    random.setstate(state)
-    return tasks
-
-
 def main(config: Config) -> dict:
     device, _ = setup(config)
-    torch.backends.mkldnn.enabled = config.mkldnn
+    if config.tune_process:
+        tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    torch.backends.mkldnn.enabled = False  # oneDNN convolutions are slower on 5-image batches (docs/learn.md)
     train_images, train_labels = load_split(config, train=True, device=device)
     test_images, test_labels = load_split(config, train=False, device=device)
     train_tasks = TaskSampler(train_labels, config.ways, config.shots, config.query_shots, "training")
     test_sampler = TaskSampler(test_labels, config.ways, config.shots, config.query_shots, "test")
     test_tasks = fixed_tasks(test_sampler, config.eval_tasks, seed=10**6 + config.seed, device=device)
-    run = RunDir("Chapter_14_learn", config)
+    run = RunDir("Chapter_14_learn", config, device=device, data_dir=config.data_path.resolve())
 
     model = Net(config.ways).to(device)
     meta_model = l2l.algorithms.MAML(model, lr=config.maml_lr)
@@ -305,28 +197,174 @@ def main(config: Config) -> dict:
         if evaluate_now:
             test = meta_test(meta_model, test_images, test_tasks, config, loss_func)
         if evaluate_now or iteration % config.log_every == 0:
-            row = dict(iteration=iteration, loss=float(torch.stack(errors).mean()), train_accuracy=float(torch.stack(accuracies).mean()))
+            row = dict(
+                iteration=iteration,
+                loss=float(torch.stack(errors).mean()),
+                train_accuracy=float(torch.stack(accuracies).mean()),
+            )
             if evaluate_now:
                 row.update(test)
             row["seconds"] = round(time.perf_counter() - start, 2)
             run.log(**row)
             errors, accuracies = [], []
-            tqdm_bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_accuracy']:.3f}",
-                                 test=f"{test.get('meta_test_accuracy', float('nan')):.3f}")
+            tqdm_bar.set_postfix(
+                known(
+                    loss=f"{row['loss']:.3f}",
+                    acc=f"{row['train_accuracy']:.3f}",
+                    test=f"{test.get('meta_test_accuracy', float('nan')):.3f}",  # after the first meta-test
+                )
+            )
     seconds = time.perf_counter() - start
 
     run.save_checkpoint(model.state_dict(), "meta_model.pt")
     plot_learning_curve(run, config)
     plot_task(run, meta_model, test_images, test_tasks[0], config, loss_func)
-    summary = dict(**test, iterations=config.iterations, seconds=round(seconds, 2), dataset=config.dataset,
-                   ways=config.ways, shots=config.shots, fas=config.fas, eval_tasks=config.eval_tasks,
-                   device=str(device), seed=config.seed)
+    summary = dict(
+        **test,
+        iterations=config.iterations,
+        seconds=round(seconds, 2),
+        dataset=config.dataset,
+        ways=config.ways,
+        shots=config.shots,
+        fas=config.fas,
+        eval_tasks=config.eval_tasks,
+        device=str(device),
+        seed=config.seed,
+    )
     return run.finish(
         summary,
         f"Chapter_14_learn: {config.ways}-way {config.shots}-shot {config.dataset}, {config.iterations} iterations in "
         f"{seconds:.0f} s: meta-test accuracy {test['meta_test_accuracy']:.3f} +- {test['meta_test_ci95']:.3f} after "
         f"{config.fas} steps ({test['meta_test_accuracy_before_adaptation']:.3f} before), {config.eval_tasks} tasks",
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Plumbing the book does not show: the data (every image decoded and normalised once, kept as one tensor
+# on the device), task sampling, plots
+# --------------------------------------------------------------------------------------------------------------
+
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def load_mnist(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import MNIST
+
+    raw = Path(data_dir) / "MNIST" / "raw"
+    if not all((raw / name).exists() or (raw / f"{name}.gz").exists() for name in MNIST_FILES):
+        print(f"downloading MNIST into {raw} ...", flush=True)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            mnist = MNIST(data_dir, train=train, download=True)  # no download when the files are there
+    except Exception as error:  # no internet, a proxy, a broken mirror...
+        raise UsageError(
+            f"MNIST is not in {raw} and could not be downloaded ({type(error).__name__}): put the four MNIST files "
+            f"({', '.join(MNIST_FILES)}, .gz or not) in {raw}, or run offline with --dataset digits"
+        ) from None
+    images = mnist.data.float().div(255).sub(0.1307).div(0.3081)  # the book's normalisation
+    return images.unsqueeze(1), mnist.targets.long()
+
+
+def load_digits(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 handwritten 8x8 digits, upsampled to 28x28; a fixed stratified 70/30 split."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = sklearn_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).div(16).unsqueeze(1)
+    images = F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
+    images = (images - images.mean()) / images.std()
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    train_index, test_index = train_test_split(
+        np.arange(len(labels)), test_size=0.3, random_state=0, stratify=digits.target
+    )
+    index = torch.tensor(train_index if train else test_index)
+    return images[index], labels[index]
+
+
+def load_split(config: Config, train: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = load_mnist(config.data_path, train) if config.dataset == "mnist" else load_digits(train)
+    return images.to(device), labels.to(device)
+
+
+class TaskSampler:
+    """N-way K-shot tasks from learn2learn: a MetaDataset built from the labels and a Taskset whose first
+    (and only) transform is FusedNWaysKShots. It hands out indices; the images are gathered on the device.
+
+    Each task: `ways` classes, `shots + query` images each, labels 0..ways-1 given to the classes in a random
+    order drawn for each task (Python's `random`, seeded by --seed); the first `shots`
+    images of each class are the adaptation set, the other `query` the evaluation set (disjoint).
+    """
+
+    def __init__(self, labels: torch.Tensor, ways: int, shots: int, query: int, split: str):
+        counts = torch.bincount(labels.cpu())
+        classes = int((counts > 0).sum())
+        if ways > classes:
+            raise UsageError(
+                f"--ways {ways}: the {split} split has only {classes} classes; use --ways {classes} or fewer"
+            )
+        if shots + query > int(counts[counts > 0].min()):
+            raise UsageError(
+                f"--shots {shots} + {query} evaluation images per class: the {split} split has only "
+                f"{int(counts[counts > 0].min())} images in its smallest class"
+            )
+        self.ways, self.shots, self.query = ways, shots, query
+        labels_list = labels.cpu().tolist()
+        dataset = l2l.data.MetaDataset(LabelsOnly(labels_list), indices_to_labels=dict(enumerate(labels_list)))
+        self.taskset = l2l.data.Taskset(
+            dataset,
+            task_transforms=[l2l.data.transforms.FusedNWaysKShots(dataset, n=ways, k=shots + query)],
+            num_tasks=-1,
+        )
+        self.labels = labels.cpu()
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Indices and remapped labels: (adapt_index, adapt_labels, eval_index, eval_labels)."""
+        index = torch.tensor([d.index for d in self.taskset.sample_task_description()])
+        _, remapped = torch.unique(self.labels[index], return_inverse=True)  # 0..ways-1 in class order
+        # A fresh random label for each class in every task (as RemapLabels(shuffle=True)): otherwise class 0
+        # would always be the smallest digit of the task, and the meta-model could learn labels, not adaptation.
+        remapped = torch.tensor(random.sample(range(self.ways), self.ways))[remapped]
+        order = torch.argsort(remapped, stable=True)
+        index = index[order].view(self.ways, self.shots + self.query)
+        remapped = remapped[order].view(self.ways, self.shots + self.query)
+        return (
+            index[:, : self.shots].reshape(-1),
+            remapped[:, : self.shots].reshape(-1),
+            index[:, self.shots :].reshape(-1),
+            remapped[:, self.shots :].reshape(-1),
+        )
+
+
+class LabelsOnly(torch.utils.data.Dataset):
+    """What MetaDataset wraps: only labels (the images stay in one tensor on the device)."""
+
+    def __init__(self, labels: list[int]):
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return i, self.labels[i]
+
+
+def gather(images, adapt_index, adapt_labels, eval_index, eval_labels, device):
+    """A task's images and labels, gathered from the device tensor in two indexing operations."""
+    adapt_index, adapt_labels, eval_index, eval_labels = (
+        t.to(device) for t in (adapt_index, adapt_labels, eval_index, eval_labels)
+    )
+    return images[adapt_index], adapt_labels, images[eval_index], eval_labels
+
+
+def fixed_tasks(sampler: TaskSampler, count: int, seed: int, device: torch.device) -> list:
+    """`count` tasks drawn once with their own seed (the same tasks at every meta-test), moved to the device."""
+    state = random.getstate()
+    random.seed(seed)
+    tasks = [tuple(t.to(device) for t in sampler.sample()) for _ in range(count)]
+    random.setstate(state)
+    return tasks
 
 
 def plot_learning_curve(run: RunDir, config: Config) -> None:
@@ -338,13 +376,26 @@ def plot_learning_curve(run: RunDir, config: Config) -> None:
     axes[0].plot([r["iteration"] for r in rows], [r["loss"] for r in rows])
     axes[0].set(xlabel="iteration", ylabel="meta-training loss (after adaptation)")
     axes[1].plot([r["iteration"] for r in rows], [r["train_accuracy"] for r in rows], label="training tasks")
-    axes[1].errorbar([r["iteration"] for r in tested], [r["meta_test_accuracy"] for r in tested],
-                     yerr=[r["meta_test_ci95"] for r in tested], marker="o", capsize=3, label="meta-test, after adaptation")
-    axes[1].plot([r["iteration"] for r in tested], [r["meta_test_accuracy_before_adaptation"] for r in tested],
-                 "s--", label="meta-test, before adaptation")
+    axes[1].errorbar(
+        [r["iteration"] for r in tested],
+        [r["meta_test_accuracy"] for r in tested],
+        yerr=[r["meta_test_ci95"] for r in tested],
+        marker="o",
+        capsize=3,
+        label="meta-test, after adaptation",
+    )
+    axes[1].plot(
+        [r["iteration"] for r in tested],
+        [r["meta_test_accuracy_before_adaptation"] for r in tested],
+        "s--",
+        label="meta-test, before adaptation",
+    )
     axes[1].set(xlabel="iteration", ylabel="accuracy on evaluation images", ylim=(0, 1.02))
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"MAML, {config.ways}-way {config.shots}-shot {config.dataset}, {config.fas} adaptation steps, seed {config.seed}")
+    fig.suptitle(
+        f"MAML, {config.ways}-way {config.shots}-shot {config.dataset}, {config.fas} adaptation steps, "
+        f"seed {config.seed}"
+    )
     fig.tight_layout()
     run.save_figure(fig, "learning_curve.png")
 

@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.runtime import RunConfig, RunDir, cli, require, setup
+from common.runtime import RunConfig, RunDir, cli, known, require, setup, tune_process
 
 
 @dataclass
@@ -58,7 +58,14 @@ class Config(RunConfig):
         require(self.num_bits >= 1, f"--num-bits must be at least 1, got {self.num_bits}")
         require(self.max_frames >= 1, f"--max-frames must be at least 1, got {self.max_frames}")
         require(self.max_steps >= 0, f"--max-steps must be >= 0 (0 means num_bits), got {self.max_steps}")
-        for name in ("batch_size", "episodes_per_cycle", "cycles_per_epoch", "buffer_size", "hidden_size", "eval_episodes"):
+        for name in (
+            "batch_size",
+            "episodes_per_cycle",
+            "cycles_per_epoch",
+            "buffer_size",
+            "hidden_size",
+            "eval_episodes",
+        ):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
         require(self.updates_per_cycle >= 0, f"--updates-per-cycle must be >= 0, got {self.updates_per_cycle}")
@@ -147,7 +154,12 @@ class ReplayBuffer:
         bits = np.stack([state, next_state, goal], axis=1)[-self.capacity :]  # only the newest that fit
         n = len(bits)
         index = ((self.position + torch.arange(n)) % self.capacity).to(self.device)
-        for buffer, values in ((self.bits, bits), (self.action, action), (self.reward, reward), (self.terminated, terminated)):
+        for buffer, values in (
+            (self.bits, bits),
+            (self.action, action),
+            (self.reward, reward),
+            (self.terminated, terminated),
+        ):
             buffer[index] = torch.as_tensor(np.asarray(values)[-n:]).to(self.device, buffer.dtype)
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
@@ -162,10 +174,15 @@ class ReplayBuffer:
 
 
 @torch.no_grad()
-def get_action(model: Model, state: np.ndarray, goal: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+def get_action(
+    model: Model, state: np.ndarray, goal: np.ndarray, epsilon: float, rng: np.random.Generator
+) -> np.ndarray:
     """Epsilon-greedy actions for a batch of states: random with probability epsilon, else argmax Q."""
     device = next(model.parameters()).device
-    q_value = model(torch.as_tensor(state, dtype=torch.float32, device=device), torch.as_tensor(goal, dtype=torch.float32, device=device))
+    q_value = model(
+        torch.as_tensor(state, dtype=torch.float32, device=device),
+        torch.as_tensor(goal, dtype=torch.float32, device=device),
+    )
     action = q_value.argmax(1).cpu().numpy()
     explore = rng.random(len(action)) < epsilon
     action[explore] = rng.integers(0, q_value.shape[1], size=int(explore.sum()))
@@ -217,7 +234,14 @@ class Episodes:
     def transitions(self):
         """The real transitions, one row each: (state, action, reward, next_state, terminated, goal)."""
         t, i = np.nonzero(self.running)
-        return self.state[t, i], self.action[t, i], self.reward[t, i], self.next_state[t, i], self.terminated[t, i], self.goal[i]
+        return (
+            self.state[t, i],
+            self.action[t, i],
+            self.reward[t, i],
+            self.next_state[t, i],
+            self.terminated[t, i],
+            self.goal[i],
+        )
 
     @property
     def success(self) -> np.ndarray:
@@ -256,7 +280,9 @@ def evaluate(model: Model, config: Config, episodes: int, seed: int) -> tuple[fl
 def train(config: Config, hindsight=None, script: str = "Chapter_14_wo_HER") -> dict:
     """DQN training; `hindsight(episodes, replay_buffer, rng)`, when given, adds relabelled transitions."""
     device, rng = setup(config)
-    run = RunDir(script, config)
+    if config.tune_process:
+        tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    run = RunDir(script, config, device=device)
 
     env = Env(config.num_bits, config.episode_length, num_envs=config.episodes_per_cycle, seed=config.seed)
     model = Model(2 * config.num_bits, config.num_bits, config.hidden_size).to(device)
@@ -302,7 +328,14 @@ def train(config: Config, hindsight=None, script: str = "Chapter_14_wo_HER") -> 
                 seconds=round(time.perf_counter() - start, 2),
             )
             run.log(**row)
-            progress.set_postfix(success=f"{row['success_rate']:.2f}", greedy=f"{eval_success:.2f}", ret=f"{row['mean_return']:.1f}", loss=f"{row['td_loss']:.3f}")
+            progress.set_postfix(
+                known(
+                    success=f"{row['success_rate']:.2f}",
+                    greedy=f"{eval_success:.2f}",
+                    ret=f"{row['mean_return']:.1f}",
+                    loss=f"{row['td_loss']:.3f}",
+                )
+            )
             successes, returns, losses = [], [], []
     progress.close()
     seconds = time.perf_counter() - start
@@ -325,8 +358,8 @@ def train(config: Config, hindsight=None, script: str = "Chapter_14_wo_HER") -> 
     )
     return run.finish(
         summary,
-        f"{script}: {config.num_bits} bits, {frames} frames in {seconds:.0f} s: greedy success rate {success_rate:.2f}, "
-        f"mean return {mean_return:.2f} (100 fresh episodes)",
+        f"{script}: {config.num_bits} bits, {frames} frames in {seconds:.0f} s: "
+        f"greedy success rate {success_rate:.2f}, mean return {mean_return:.2f} (100 fresh episodes)",
     )
 
 

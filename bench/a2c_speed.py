@@ -22,16 +22,35 @@ BOOK_FRAMES_PER_S = 560
 
 def run_row(updates: int, device: str, vec_env: str, threads: int, malloc: str = "kept") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        summary = a2c.main(a2c.Config(num_frames=updates, vec_env=vec_env, threads=threads, device=device,
-                                      gif_frames=0, run_dir=tmp, checkpoint_dir=tmp))
-    return dict(device=device, vec_env=vec_env, threads=threads, malloc=malloc, frames_per_s=summary["frames_per_s"],
-                vs_book=summary["frames_per_s"] / BOOK_FRAMES_PER_S)
+        summary = a2c.main(
+            a2c.Config(
+                num_updates=updates,
+                vec_env=vec_env,
+                threads=threads,
+                device=device,
+                gif_frames=0,
+                run_dir=tmp,
+                checkpoint_dir=tmp,
+            )
+        )
+    return dict(
+        device=device,
+        vec_env=vec_env,
+        threads=threads,
+        malloc=malloc,
+        frames_per_s=summary["frames_per_s"],
+        vs_book=summary["frames_per_s"] / BOOK_FRAMES_PER_S,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=500)
-    parser.add_argument("--glibc-default", action="store_true", help="only the defaults, with glibc's malloc settings left alone; prints one JSON row")
+    parser.add_argument(
+        "--glibc-default",
+        action="store_true",
+        help="only the defaults, with glibc's malloc settings left alone; prints one JSON row",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.glibc_default:
@@ -42,10 +61,15 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         for vec_env in ("sync", "subproc"):
-            for threads in ((1, 2) if device == "cpu" else (1,)):
+            for threads in (1, 2) if device == "cpu" else (1,):
                 rows.append(run_row(args.updates, device, vec_env, threads))
-    report("a2c_speed", dict(updates=args.updates, num_envs=16, num_steps=5, book_frames_per_s=BOOK_FRAMES_PER_S), rows,
-           ["device", "vec_env", "threads", "malloc", "frames_per_s", "vs_book"], args.out)
+    report(
+        "a2c_speed",
+        dict(updates=args.updates, num_envs=16, num_steps=5, book_frames_per_s=BOOK_FRAMES_PER_S),
+        rows,
+        ["device", "vec_env", "threads", "malloc", "frames_per_s", "vs_book"],
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -15,6 +16,47 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+REPO_CHECKPOINTS = ROOT / "checkpoints"  # where the scripts save the checkpoints the next script needs
+
+
+BOOK_CHECKPOINTS_ENV = "CH14_BOOK_CHECKPOINTS"
+BOOK_REPOSITORY = "github.com/PacktPublishing/Hands-On-Reinforcement-Learning-for-Games, folder Chapter14/Chapter_14"
+
+
+def add_book_checkpoints_option(parser) -> None:
+    """--book-checkpoints DIR: the folder holding the book's published actor_critic_regular and env_model_regular."""
+    parser.add_argument(
+        "--book-checkpoints",
+        default=os.environ.get(BOOK_CHECKPOINTS_ENV, ""),
+        help=f"folder of the book's published checkpoints (default: ${BOOK_CHECKPOINTS_ENV}); "
+        f"they come from {BOOK_REPOSITORY}",
+    )
+
+
+def book_checkpoint(folder: str, name: str) -> Path:
+    """The book's checkpoint `name` in `folder`; when it is not there, one line naming the fix and exit status 2."""
+    path = Path(folder) / name if folder else None
+    if path is None or not path.is_file():
+        where = f"in {folder}" if folder else f"given (no --book-checkpoints DIR, no ${BOOK_CHECKPOINTS_ENV})"
+        print(
+            f"error: the book's {name} is not {where}: download it from {BOOK_REPOSITORY}, then pass "
+            f"--book-checkpoints DIR or set {BOOK_CHECKPOINTS_ENV}=DIR",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return path
+
+
+def load_script(name: str):
+    """Import a script by its path from the repository (works for names such as Chapter_14_MetaSGD-VPG.py too)."""
+    module_name = Path(name).stem.replace("-", "_")
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def machine() -> dict:
@@ -39,7 +81,7 @@ def machine() -> dict:
 
 
 def leave_glibc_malloc_alone() -> None:
-    """For a row measured without `keep_freed_memory` (common/runtime.py): setup() will not call it."""
+    """For a row measured without `keep_freed_memory` (common/runtime.py): tune_process() will not call it."""
     import common.runtime
 
     common.runtime.keep_freed_memory = lambda: False

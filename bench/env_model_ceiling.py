@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import torch
-from benchlib import ROOT, report
+from benchlib import REPO_CHECKPOINTS, add_book_checkpoints_option, load_script, report
 
 from Chapter_14_Imagine_A2C import make_env
 from common.vec_env import make_vec_env
-from tests.conftest import load_script
 
 img = load_script("Chapter_14_Imagination.py")
-BOOK_MODEL = ROOT.parent / "shared" / "book-checkpoints" / "env_model_regular"
 
 
 class Oracle(gym.Wrapper):
@@ -55,43 +54,79 @@ class Oracle(gym.Wrapper):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ours", default="checkpoints/env_model_regular")
-    parser.add_argument("--book", default=str(BOOK_MODEL))
-    parser.add_argument("--agent", default="checkpoints/actor_critic_regular")
+    parser.add_argument("--ours", default=str(REPO_CHECKPOINTS / "env_model_regular"))
+    add_book_checkpoints_option(parser)  # optional here: the book's model is scored when its folder is given
+    parser.add_argument("--agent", default=str(REPO_CHECKPOINTS / "actor_critic_regular"))
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--samples", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=10**6 + 1, help="the held-out seed of Chapter_14_Imagination.py's default run")
+    parser.add_argument(
+        "--seed", type=int, default=10**6 + 1, help="the held-out seed of Chapter_14_Imagination.py's default run"
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(1)
     device = torch.device("cpu")
     config = img.Config(actor_critic=args.agent, device="cpu")
-    agent = img.load_actor_critic(config, device)
-    classes = img.RewardClasses("regular", device)
+    agent, _ = img.load_actor_critic(config, device)
+    classes = partial(img.rewards_to_target, "regular")
     torch.manual_seed(0)
 
-    oracles = [Oracle(make_env(config.mode, config.frame_cap), i, config.num_envs, args.samples, classes) for i in range(config.num_envs)]
+    oracles = [
+        Oracle(make_env(config.mode, config.frame_cap), i, config.num_envs, args.samples, classes)
+        for i in range(config.num_envs)
+    ]
     envs = make_vec_env([lambda oracle=oracle: oracle for oracle in oracles], "sync")
     try:
-        data = img.collect(envs, args.steps, agent, device, seed=args.seed)  # the transitions Chapter_14_Imagination.py scores on
+        data = img.collect(
+            envs, args.steps, agent, device, seed=args.seed
+        )  # the transitions Chapter_14_Imagination.py scores on
     finally:
         envs.close()
-    oracle_pixels = [torch.stack(column) for column in zip(*(oracle.pixels for oracle in oracles))]  # time-major, like data
+    oracle_pixels = [
+        torch.stack(column) for column in zip(*(oracle.pixels for oracle in oracles))
+    ]  # time-major, like data
     oracle_rewards = [torch.stack(column) for column in zip(*(oracle.rewards for oracle in oracles))]
 
     next_states = data["next_states"].flatten(0, 1)
     target_pixels = img.pix_to_target(next_states).view(len(next_states), -1)
     target_rewards = classes(data["rewards"].flatten(0, 1))
     hits = torch.cat(oracle_pixels) == target_pixels
-    rows = [dict(predictor="oracle (the game's hidden state)", pixel=float(hits.float().mean()), frame=float(hits.all(1).float().mean()),
-                 reward=float((torch.cat(oracle_rewards) == target_rewards).float().mean()), transitions=len(target_pixels))]
-    for name, path in (("our env model", args.ours), ("the book's env model", args.book)):
-        if Path(path).exists():
-            scores = img.one_step_scores(img.load_env_model(path, "regular", device).eval(), data, classes)
-            rows.append(dict(predictor=name, pixel=scores["pixel_accuracy"], frame=scores["frame_accuracy"],
-                             reward=scores["reward_accuracy"], transitions=scores["transitions"]))
-    report("env_model_ceiling", dict(mode="regular", steps=args.steps, num_envs=config.num_envs, seed=args.seed, samples=args.samples,
-                                     agent=Path(args.agent).name), rows, ["predictor", "pixel", "frame", "reward", "transitions"], args.out)
+    rows = [
+        dict(
+            predictor="oracle (the game's hidden state)",
+            pixel=float(hits.float().mean()),
+            frame=float(hits.all(1).float().mean()),
+            reward=float((torch.cat(oracle_rewards) == target_rewards).float().mean()),
+            transitions=len(target_pixels),
+        )
+    ]
+    book = Path(args.book_checkpoints) / "env_model_regular" if args.book_checkpoints else None
+    for name, path in (("our env model", args.ours), ("the book's env model", book)):
+        if path and Path(path).exists():
+            scores = img.one_step_scores(img.load_env_model(path, "regular", device).eval(), data, "regular")
+            rows.append(
+                dict(
+                    predictor=name,
+                    pixel=scores["pixel_accuracy"],
+                    frame=scores["frame_accuracy"],
+                    reward=scores["reward_accuracy"],
+                    transitions=scores["transitions"],
+                )
+            )
+    report(
+        "env_model_ceiling",
+        dict(
+            mode="regular",
+            steps=args.steps,
+            num_envs=config.num_envs,
+            seed=args.seed,
+            samples=args.samples,
+            agent=Path(args.agent).name,
+        ),
+        rows,
+        ["predictor", "pixel", "frame", "reward", "transitions"],
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,17 @@ def acting_rows(device: torch.device, num_bits: int = 11) -> list[dict]:
         env = Env(num_bits, num_envs=num_envs, seed=0)
         rng = np.random.default_rng(0)
         frames = []
-        seconds = timed(lambda: frames.append(play_episodes(env, model, 0.1, rng).frames), repeat=max(20, 400 // num_envs), warmup=3)
-        rows.append(dict(what="acting", variant=f"{num_envs} episode(s) side by side", device=str(device),
-                         frames_per_s=float(np.mean(frames[3:])) / seconds))
+        seconds = timed(
+            lambda: frames.append(play_episodes(env, model, 0.1, rng).frames), repeat=max(20, 400 // num_envs), warmup=3
+        )
+        rows.append(
+            dict(
+                what="acting",
+                variant=f"{num_envs} episode(s) side by side",
+                device=str(device),
+                frames_per_s=float(np.mean(frames[3:])) / seconds,
+            )
+        )
     return rows
 
 
@@ -53,8 +61,14 @@ def gradient_rows(device: torch.device, num_bits: int = 11, batch_size: int = 12
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
         step = lambda: compute_td_error(model, target_model, optimizer, buffer, batch_size, 0.98)  # noqa: E731
         seconds = timed(step, repeat=3000, warmup=200, sync=device.type == "cuda")
-        rows.append(dict(what="gradient steps", variant=f"threads={threads}, {'fused' if fused else 'default'} Adam",
-                         device=str(device), steps_per_s=1 / seconds))
+        rows.append(
+            dict(
+                what="gradient steps",
+                variant=f"threads={threads}, {'fused' if fused else 'default'} Adam",
+                device=str(device),
+                steps_per_s=1 / seconds,
+            )
+        )
     torch.set_num_threads(1)
     return rows
 
@@ -62,8 +76,13 @@ def gradient_rows(device: torch.device, num_bits: int = 11, batch_size: int = 12
 def end_to_end_row(device: torch.device, frames: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         summary = her.main(her.Config(max_frames=frames, device=str(device), run_dir=tmp))
-    return dict(what="Chapter_14_HER.py end to end", variant=f"defaults, {summary['frames']} frames", device=str(device),
-                frames_per_s=summary["frames"] / summary["seconds"], steps_per_s=summary["gradient_steps"] / summary["seconds"])
+    return dict(
+        what="Chapter_14_HER.py end to end",
+        variant=f"defaults, {summary['frames']} frames",
+        device=str(device),
+        frames_per_s=summary["frames"] / summary["seconds"],
+        steps_per_s=summary["gradient_steps"] / summary["seconds"],
+    )
 
 
 def main() -> None:

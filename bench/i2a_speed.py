@@ -12,7 +12,8 @@ The book's own I2A script does about 0.5 updates per second (40 frames per secon
 this kind (measured when the issue was filed). Also reported: how many imagined frames bfloat16 changes against
 float32 (the same model, the same states).
 
-    python bench/i2a_speed.py [--updates 20] [--defaults-only] [--env-model checkpoints/env_model_regular] [--out docs/i2a_speed.json]
+    python bench/i2a_speed.py [--updates 20] [--defaults-only] [--env-model checkpoints/env_model_regular] \
+        [--out docs/i2a_speed.json]
 """
 
 from __future__ import annotations
@@ -23,14 +24,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from benchlib import fresh_process_row, leave_glibc_malloc_alone, report
-
-from tests.conftest import load_script
+from benchlib import REPO_CHECKPOINTS, fresh_process_row, leave_glibc_malloc_alone, load_script, report
 
 i2a = load_script("Chapter_14_I2A.py")
 img = load_script("Chapter_14_Imagination.py")
 BOOK_UPDATES_PER_S = 0.5
-BOOK_ENV_MODEL = Path(__file__).resolve().parents[2] / "shared" / "book-checkpoints" / "env_model_regular"
 
 
 def bf16_agreement(env_model_path: str, device: torch.device, states: int = 160) -> float:
@@ -54,21 +52,58 @@ def bf16_agreement(env_model_path: str, device: torch.device, states: int = 160)
     return float((full == half).flatten(1).all(1).float().mean())
 
 
+def imagine_twice(imagined: list) -> None:
+    """In place of the script's `stack_imagined`: no stored rollouts, so the update imagines every state again, as
+    the book did (its acting pass imagined them once already)."""
+    return None
+
+
 def run_row(args, device: str, reuse: bool, bf16: bool, threads: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        summary = i2a.main(i2a.Config(num_frames=args.updates, log_every=args.updates, reuse_imagination=reuse, bf16=bf16,
-                                      threads=threads, device=device, env_model=args.env_model, gif_frames=0, run_dir=tmp))
-    return dict(device=device, imagination="once, reused" if reuse else "twice (book)", dtype="bfloat16" if bf16 else "float32",
-                threads=threads, malloc="kept" if not args.glibc_default else "glibc default",
-                updates_per_s=summary["updates_per_s"], frames_per_s=summary["frames_per_s"], vs_book=summary["updates_per_s"] / BOOK_UPDATES_PER_S)
+    stack_imagined = i2a.stack_imagined
+    if not reuse:
+        i2a.stack_imagined = imagine_twice
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = i2a.main(
+                i2a.Config(
+                    num_updates=args.updates,
+                    log_every=args.updates,
+                    bf16="on" if bf16 else "off",
+                    threads=threads,
+                    device=device,
+                    env_model=args.env_model,
+                    gif_frames=0,
+                    run_dir=tmp,
+                )
+            )
+    finally:
+        i2a.stack_imagined = stack_imagined
+    return dict(
+        device=device,
+        imagination="once, reused" if reuse else "twice (book)",
+        dtype="bfloat16" if bf16 else "float32",
+        threads=threads,
+        malloc="kept" if not args.glibc_default else "glibc default",
+        updates_per_s=summary["updates_per_s"],
+        frames_per_s=summary["frames_per_s"],
+        vs_book=summary["updates_per_s"] / BOOK_UPDATES_PER_S,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=20)
-    parser.add_argument("--env-model", default=str(BOOK_ENV_MODEL) if BOOK_ENV_MODEL.exists() else "checkpoints/env_model_regular")
-    parser.add_argument("--defaults-only", action="store_true", help="only the script's defaults (imagination reused, bfloat16, 2 threads)")
-    parser.add_argument("--glibc-default", action="store_true", help="only the defaults, with glibc's malloc settings left alone; prints one JSON row")
+    parser.add_argument("--env-model", default=str(REPO_CHECKPOINTS / "env_model_regular"))
+    parser.add_argument(
+        "--defaults-only",
+        action="store_true",
+        help="only the script's defaults (imagination reused, bfloat16 where native, the default threads)",
+    )
+    parser.add_argument(
+        "--glibc-default",
+        action="store_true",
+        help="only the defaults, with glibc's malloc settings left alone; prints one JSON row",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.glibc_default:
@@ -78,19 +113,42 @@ def main() -> None:
     rows = []
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
-        variants = [(False, False, 1), (True, False, 1), (True, True, 1), (False, False, 2), (True, False, 2), (True, True, 2)]
+        variants = [
+            (False, False, 1),
+            (True, False, 1),
+            (True, True, 1),
+            (False, False, 2),
+            (True, False, 2),
+            (True, True, 2),
+        ]
         if device == "cuda":
             variants = [(False, False, 1), (True, False, 1), (True, True, 1)]
         if args.defaults_only:
             variants = [(True, True, 2 if device == "cpu" else 1)]
         if device == "cpu" and not args.defaults_only:  # first, while the machine is as idle as for the other rows
-            rows.append(fresh_process_row(__file__, ["--glibc-default", "--updates", str(args.updates), "--env-model", args.env_model]))
+            rows.append(
+                fresh_process_row(
+                    __file__, ["--glibc-default", "--updates", str(args.updates), "--env-model", args.env_model]
+                )
+            )
         for reuse, bf16, threads in variants:
             rows.append(run_row(args, device, reuse, bf16, threads))
     agreement = bf16_agreement(args.env_model, torch.device("cpu"))
-    report("i2a_speed", dict(updates=args.updates, num_envs=16, num_steps=5, num_rolouts=1, env_model=Path(args.env_model).name,
-                             book_updates_per_s=BOOK_UPDATES_PER_S, bf16_identical_imagined_frames=agreement), rows,
-           ["device", "imagination", "dtype", "threads", "malloc", "updates_per_s", "frames_per_s", "vs_book"], args.out)
+    report(
+        "i2a_speed",
+        dict(
+            updates=args.updates,
+            num_envs=16,
+            num_steps=5,
+            rollout_depth=1,
+            env_model=Path(args.env_model).name,
+            book_updates_per_s=BOOK_UPDATES_PER_S,
+            bf16_identical_imagined_frames=agreement,
+        ),
+        rows,
+        ["device", "imagination", "dtype", "threads", "malloc", "updates_per_s", "frames_per_s", "vs_book"],
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from benchlib import ROOT, report
+from mnist_files import write_mnist
 
 import Chapter_14_learn as learn
 
@@ -41,16 +42,22 @@ def upstream_tasks(data_dir: str):
     from torchvision import transforms
     from torchvision.datasets import MNIST
 
-    transformations = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,)), lambda x: x.view(1, 28, 28)])
+    transformations = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,)), lambda x: x.view(1, 28, 28)]
+    )
     start = time.perf_counter()
     mnist_train = l2l.data.MetaDataset(MNIST(data_dir, train=True, download=False, transform=transformations))
-    taskset = l2l.data.Taskset(mnist_train, task_transforms=[
-        l2l.data.transforms.NWays(mnist_train, WAYS),
-        l2l.data.transforms.KShots(mnist_train, 2 * SHOTS),
-        l2l.data.transforms.LoadData(mnist_train),
-        l2l.data.transforms.RemapLabels(mnist_train),
-        l2l.data.transforms.ConsecutiveLabels(mnist_train),
-    ], num_tasks=-1)
+    taskset = l2l.data.Taskset(
+        mnist_train,
+        task_transforms=[
+            l2l.data.transforms.NWays(mnist_train, WAYS),
+            l2l.data.transforms.KShots(mnist_train, 2 * SHOTS),
+            l2l.data.transforms.LoadData(mnist_train),
+            l2l.data.transforms.RemapLabels(mnist_train),
+            l2l.data.transforms.ConsecutiveLabels(mnist_train),
+        ],
+        num_tasks=-1,
+    )
     setup = time.perf_counter() - start
 
     def sample(device):
@@ -97,8 +104,16 @@ def measure(name: str, sample, setup: float, device: torch.device, iterations: i
         sample(device)
     sync()
     per_task = (time.perf_counter() - start) / (5 * TPS)
-    return dict(pipeline=name, device=str(device), threads=threads, mkldnn=mkldnn, s_per_iteration=per_iteration,
-                ms_sampling_per_task=1e3 * per_task, s_sampling_per_iteration=per_task * TPS, s_setup=setup)
+    return dict(
+        pipeline=name,
+        device=str(device),
+        threads=threads,
+        mkldnn=mkldnn,
+        s_per_iteration=per_iteration,
+        ms_sampling_per_task=1e3 * per_task,
+        s_sampling_per_iteration=per_task * TPS,
+        s_setup=setup,
+    )
 
 
 def main() -> None:
@@ -111,11 +126,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, data = args.data_dir, "MNIST"
         if not (Path(data_dir) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
-            import sys
-
-            sys.path.insert(0, str(ROOT))
-            from tests.mnist_files import write_mnist
-
             write_mnist(Path(tmp), {True: 6000, False: 1000})
             data_dir, data = tmp, "MNIST-format synthetic, 60,000 + 10,000 images"
         upstream_sample, upstream_setup = upstream_tasks(data_dir)
@@ -125,11 +135,38 @@ def main() -> None:
             ours_sample, ours_setup = our_tasks(data_dir, device)
             variants = [(1, False), (1, True), (2, False), (2, True)] if device.type == "cpu" else [(1, True)]
             for threads, mkldnn in variants:
-                rows.append(measure("upstream (NWays, KShots, LoadData, RemapLabels, ConsecutiveLabels)", upstream_sample, upstream_setup, device, args.iterations, threads, mkldnn))
-                rows.append(measure("ours (FusedNWaysKShots, images on the device)", ours_sample, ours_setup, device, args.iterations, threads, mkldnn))
+                rows.append(
+                    measure(
+                        "upstream (NWays, KShots, LoadData, RemapLabels, ConsecutiveLabels)",
+                        upstream_sample,
+                        upstream_setup,
+                        device,
+                        args.iterations,
+                        threads,
+                        mkldnn,
+                    )
+                )
+                rows.append(
+                    measure(
+                        "ours (FusedNWaysKShots, images on the device)",
+                        ours_sample,
+                        ours_setup,
+                        device,
+                        args.iterations,
+                        threads,
+                        mkldnn,
+                    )
+                )
                 rows[-1]["speedup"] = rows[-2]["s_per_iteration"] / rows[-1]["s_per_iteration"]
-    report("maml_speed", dict(ways=WAYS, shots=SHOTS, tasks_per_iteration=TPS, adaptation_steps=FAS, iterations=args.iterations, data=data),
-           rows, ["pipeline", "device", "threads", "mkldnn", "s_per_iteration", "ms_sampling_per_task", "s_setup", "speedup"], args.out)
+    report(
+        "maml_speed",
+        dict(
+            ways=WAYS, shots=SHOTS, tasks_per_iteration=TPS, adaptation_steps=FAS, iterations=args.iterations, data=data
+        ),
+        rows,
+        ["pipeline", "device", "threads", "mkldnn", "s_per_iteration", "ms_sampling_per_task", "s_setup", "speedup"],
+        args.out,
+    )
 
 
 if __name__ == "__main__":

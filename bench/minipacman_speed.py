@@ -57,8 +57,13 @@ def main() -> None:
     for kind in ("sync", "subproc"):
         sps = vector(kind, 16, args.steps)
         rows.append(dict(what=f"16 envs, {kind}", steps_per_s=sps, vs_book=sps / BOOK_STEPS_PER_S))
-    report("minipacman_speed", dict(steps=args.steps, policy="uniform random", book_steps_per_s=BOOK_STEPS_PER_S), rows,
-           ["what", "steps_per_s", "vs_book"], args.out)
+    report(
+        "minipacman_speed",
+        dict(steps=args.steps, policy="uniform random", book_steps_per_s=BOOK_STEPS_PER_S),
+        rows,
+        ["what", "steps_per_s", "vs_book"],
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -26,30 +26,40 @@ import gymnasium as gym
 import numpy as np
 
 # The original PillEater maze: 1 wall, 0 free (15 x 19, 138 free cells).
-STANDARD_MAP = np.array([
-    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
-    [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1],
-    [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
-    [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-    [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
-    [1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
-    [1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1],
-    [1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1],
-    [1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1],
-    [1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
-    [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
-    [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-    [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
-    [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1],
-    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
-], dtype=np.uint8)
+STANDARD_MAP = np.array(
+    [
+        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+        [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1],
+        [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
+        [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
+        [1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
+        [1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1],
+        [1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1],
+        [1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1],
+        [1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
+        [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
+        [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        [1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1],
+        [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1],
+        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    ],
+    dtype=np.uint8,
+)
 HEIGHT, WIDTH = STANDARD_MAP.shape
 
 # Actions: 0 stay, 1 right, 2 up, 3 left, 4 down. Ghosts move in the four directions 1..4.
 MOVES = ((0, 0), (0, 1), (-1, 0), (0, -1), (1, 0))
 REVERSE = {1: 3, 2: 4, 3: 1, 4: 2}
 
-PACMAN, GHOST, PILL, FOOD, WALL, EMPTY = (0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 1.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
+PACMAN, GHOST, PILL, FOOD, WALL, EMPTY = (
+    (0.0, 1.0, 0.0),
+    (1.0, 0.0, 0.0),
+    (0.0, 1.0, 1.0),
+    (0.0, 0.0, 1.0),
+    (1.0, 1.0, 1.0),
+    (0.0, 0.0, 0.0),
+)
 
 MODES = ("regular", "avoid", "hunt", "ambush", "rush")
 # Per mode: rewards (step, food, power pill, eat a ghost, killed) and what ends a level.
@@ -74,7 +84,13 @@ def step_rewards(mode: str) -> list[float]:
     for food, pill, ghost, killed in product((0, 1), repeat=4):
         if ghost and killed:  # with power pacman eats, without it he dies: never both in one step
             continue
-        total = table["step"] + food * table["food"] + pill * table["pill"] + ghost * table["ghost"] + killed * table["killed"]
+        total = (
+            table["step"]
+            + food * table["food"]
+            + pill * table["pill"]
+            + ghost * table["ghost"]
+            + killed * table["killed"]
+        )
         totals.add(round(total, 6) + 0.0)
     return sorted(totals)
 
@@ -112,6 +128,10 @@ class MiniPacman(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
     num_actions = 5
 
+    # the spaces, also readable from the class (MiniPacman.observation_space.shape) without making a game
+    observation_space = gym.spaces.Box(0.0, 1.0, shape=(3, HEIGHT, WIDTH), dtype=np.float32)
+    action_space = gym.spaces.Discrete(len(MOVES))
+
     def __init__(self, mode: str = "regular", frame_cap: int = 1000, render_mode: str | None = "rgb_array"):
         if mode not in MODES:
             raise ValueError(f"unknown MiniPacman mode {mode!r}: use one of {', '.join(MODES)}")
@@ -119,10 +139,12 @@ class MiniPacman(gym.Env):
         self.frame_cap = frame_cap
         self.render_mode = render_mode
         self.rewards = REWARD_TABLE[mode]
-        self.level_ends = {"regular": "food", "avoid": "food", "hunt": "ghosts", "ambush": "ghosts", "rush": "pills"}[mode]
+        self.level_ends = {"regular": "food", "avoid": "food", "hunt": "ghosts", "ambush": "ghosts", "rush": "pills"}[
+            mode
+        ]
         self.timer_terminate = 128 if mode == "avoid" else -1  # avoid: a level also ends after 128 steps
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(3, HEIGHT, WIDTH), dtype=np.float32)
-        self.action_space = gym.spaces.Discrete(5)
+        self.action_space = gym.spaces.Discrete(len(MOVES))
         self._rng = random.Random()
         self._background = LEVEL_START_IMAGE.copy()  # walls and the food still there, kept up to date
         self._observation = self._background.copy()
@@ -183,7 +205,13 @@ class MiniPacman(gym.Env):
             self._init_level(self.level + 1)
 
         r = self.rewards
-        reward = r["step"] + events["food"] * r["food"] + events["pill"] * r["pill"] + events["ghost_eaten"] * r["ghost"] + events["killed"] * r["killed"]
+        reward = (
+            r["step"]
+            + events["food"] * r["food"]
+            + events["pill"] * r["pill"]
+            + events["ghost_eaten"] * r["ghost"]
+            + events["killed"] * r["killed"]
+        )
         terminated = bool(events["killed"])
         truncated = not terminated and self.frame_cap > 0 and self.frame >= self.frame_cap
         return self._draw(), float(round(reward, 6)), terminated, truncated, dict(events, level=self.level)
@@ -206,10 +234,18 @@ class MiniPacman(gym.Env):
         self.pills = [self._random_cell() for _ in range(NUM_PILLS)]
         self.pacman = self._random_cell()
         pr, pc = self.pacman
+
         # The original's safe zone: rows pr-5 .. pr+4 and columns pc-5 .. pc+4 around pacman.
-        near = lambda cell: pr - SAFE_DISTANCE <= cell[0] < pr + SAFE_DISTANCE and pc - SAFE_DISTANCE <= cell[1] < pc + SAFE_DISTANCE  # noqa: E731
+        def near(cell):
+            return (
+                pr - SAFE_DISTANCE <= cell[0] < pr + SAFE_DISTANCE
+                and pc - SAFE_DISTANCE <= cell[1] < pc + SAFE_DISTANCE
+            )
+
         nghosts = 1 + (level - 1) // 2
-        self.ghosts = [[self._random_cell(near), self._rng.randrange(1, 5)] for _ in range(nghosts)]  # [cell, direction]
+        self.ghosts = [
+            [self._random_cell(near), self._rng.randrange(1, 5)] for _ in range(nghosts)
+        ]  # [cell, direction]
         self.power = 0
         self.ghost_speed = 0.5 + 0.1 * (level - 1)
         self.timer = 0
@@ -267,7 +303,9 @@ def save_gif(frames: list[np.ndarray], path, fps: int = 8) -> None:
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
 
 
-def episode_returns(policy, mode: str = "regular", num_envs: int = 10, per_env: int = 10, seed: int = 0, frame_cap: int = 1000) -> np.ndarray:
+def episode_returns(
+    policy, mode: str = "regular", num_envs: int = 10, per_env: int = 10, seed: int = 0, frame_cap: int = 1000
+) -> np.ndarray:
     """Returns of `policy(observations) -> actions` over the first `per_env` episodes of each of `num_envs`
     environments (counting each env's own episodes keeps short episodes from crowding out long ones)."""
     from functools import partial

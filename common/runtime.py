@@ -1,8 +1,11 @@
 """The runtime every script of the chapter shares, kept small so each script stays readable on its own.
 
-- `RunConfig`: the fields every hyperparameter dataclass has (seed, device, run directory, --show).
-- `parse_config(Config)`: one `--field-name` option per dataclass field; the help text is the field's comment.
-- `resolve_device("auto" | "cpu" | "cuda" | "cuda:N")` and `seed_everything(seed)`.
+- `RunConfig`: the fields every hyperparameter dataclass has (seed, device, run directory, --show, threads).
+- `parse_config(Config)`: one `--field-name` option per dataclass field (also `--field_name`, the field's own
+  spelling; no abbreviations); the help text is the field's comment.
+- `setup(config)`: resolve the device ("auto" | "cpu" | "cuda" | "cuda:N"), set torch's threads, seed everything.
+- `tune_process()`: the process-wide CPU tuning each script's `main` calls visibly (denormals, glibc's malloc).
+- `REPO`: the repository folder; default outputs (runs/, checkpoints/, data/) live there, wherever you run from.
 - `RunDir`: config.json, metrics.csv, PNG plots, summary.json and checkpoints, each written atomically
   (a temporary file, then a rename), so Ctrl+C never leaves a half-written file.
 - `save_checkpoint` / `load_checkpoint`: atomic save, `torch.load(..., weights_only=True)`.
@@ -24,8 +27,9 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, get_type_hints
+from typing import Any, get_type_hints
 
 import numpy as np
 import torch
@@ -52,12 +56,15 @@ class RunConfig:
 
     seed: int = 1  # random seed: the same seed on the CPU gives the same numbers
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
-    run_dir: str = ""  # where outputs go; empty: runs/<script>/<date-time>
+    run_dir: str = ""  # where outputs go; empty: runs/<script>/<date-time> in this repository
     show: bool = False  # also open the plots in a window at the end
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+    tune_process: bool = True  # flush denormal floats and keep freed memory in glibc's heap (speed; process-wide)
 
     def __post_init__(self) -> None:
-        require(isinstance(self.seed, int) and self.seed >= 0, f"--seed must be a non-negative integer, got {self.seed}")
+        require(
+            isinstance(self.seed, int) and self.seed >= 0, f"--seed must be a non-negative integer, got {self.seed}"
+        )
         check_device_spec(self.device)
         require(self.threads >= 0, f"--threads must be >= 0 (0: torch's default), got {self.threads}")
 
@@ -79,6 +86,14 @@ def field_comments(config_cls: type) -> dict[str, str]:
     return comments
 
 
+REPO = Path(__file__).resolve().parent.parent  # the folder holding the scripts
+
+
+def repo_path(value: str, default: str) -> Path:
+    """A path option: as given (relative to the current folder), or `default` inside the repository when empty."""
+    return Path(value) if value else REPO / default
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse, but an error is one line (problem and fix) and exit status 2."""
 
@@ -91,6 +106,7 @@ def build_parser(config_cls: type, description: str | None = None, prog: str | N
         prog=prog,
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # --num 5 is an error, not --num-bits 5
     )
     hints = get_type_hints(config_cls)
     comments = field_comments(config_cls)
@@ -100,15 +116,22 @@ def build_parser(config_cls: type, description: str | None = None, prog: str | N
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
         help_text = comments.get(field.name, "").replace("%", "%%")  # argparse formats help with %
         if kind is bool:
-            parser.add_argument(option, dest=field.name, default=default, help=help_text, action=argparse.BooleanOptionalAction)
+            kwargs = dict(action=argparse.BooleanOptionalAction)
         elif kind in (int, float, str):
-            parser.add_argument(option, dest=field.name, default=default, help=help_text, type=kind, metavar=kind.__name__.upper())
+            kwargs = dict(type=kind, metavar=kind.__name__.upper())
         else:
             raise TypeError(f"{config_cls.__name__}.{field.name}: unsupported type {kind!r} for the command line")
+        parser.add_argument(option, dest=field.name, default=default, help=help_text, **kwargs)
+        if "_" in field.name:  # the field's own spelling works too (--max_frames), left out of --help
+            parser.add_argument(
+                "--" + field.name, dest=field.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs
+            )
     return parser
 
 
-def parse_config(config_cls: type, argv: list[str] | None = None, description: str | None = None, prog: str | None = None):
+def parse_config(
+    config_cls: type, argv: list[str] | None = None, description: str | None = None, prog: str | None = None
+):
     """Build `config_cls` from the command line; values out of range raise UsageError (see `cli`)."""
     args = build_parser(config_cls, description, prog).parse_args(argv)
     return config_cls(**vars(args))
@@ -149,12 +172,33 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise UsageError(f"--device {spec}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
+        raise UsageError(
+            f"--device {spec}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto"
+        )
     device = torch.device(spec)
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:
         raise UsageError(f"--device {spec}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return device
+
+
+BF16_CHOICES = ("auto", "on", "off")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively: CUDA compute capability 8.0 or more, or a CPU that torch
+    reports with AVX-512 BF16 or AMX. Elsewhere bfloat16 is emulated, and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return any(check() for check in checks if check is not None)
+    return False
+
+
+def resolve_bf16(choice: str, device: torch.device) -> bool:
+    """--bf16 auto|on|off: auto is on where the device runs bfloat16 natively (`native_bf16`)."""
+    return choice == "on" or (choice == "auto" and native_bf16(device))
 
 
 def setup(config: RunConfig) -> tuple[torch.device, np.random.Generator]:
@@ -163,23 +207,32 @@ def setup(config: RunConfig) -> tuple[torch.device, np.random.Generator]:
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    # Denormal floats (below 1e-38) make CPU arithmetic many times slower; once a loss nears 0 (MAML's
-    # second-order terms, a solved task) they appear in the gradients. Flushing them to 0 costs no accuracy.
+    use_display(config.show)
+    return device, seed_everything(config.seed)
+
+
+def tune_process() -> None:
+    """Process-wide CPU settings that make training faster and change no result worth a digit (docs/speed.md):
+
+    - Denormal floats (below 1e-38) make CPU arithmetic many times slower; once a loss nears 0 (MAML's
+      second-order terms, a solved task) they appear in the gradients. Flushing them to 0 costs no accuracy.
+    - glibc's malloc keeps freed blocks for reuse (`keep_freed_memory`) instead of returning them to the system.
+
+    Every script's `main` calls it unless `tune_process=False` (`--no-tune-process`), e.g. from a notebook that
+    wants its interpreter left as it is."""
     for dtype in (np.float16, np.float32, np.float64):
         np.finfo(dtype)  # cached now: NumPy warns if it first measures its float types with denormals flushed
     torch.set_flush_denormal(True)
     keep_freed_memory()
-    use_display(config.show)
-    return device, seed_everything(config.seed)
 
 
 def keep_freed_memory() -> bool:
     """Let glibc's malloc reuse freed blocks of up to 32 MB instead of giving them back to the system.
 
     By default a block over 128 KB (an activation of a convolution over a batch of frames) is mapped fresh
-    from the system and unmapped when freed, so every forward pass pays page faults on new, zeroed memory.
-    I2A's loop spent a quarter of its CPU time in the kernel that way (bench/i2a_speed.py: 4.5 -> 6.8 updates
-    per second; A2C, bench/a2c_speed.py: 7,800 -> 9,600 frames per second). Elsewhere than glibc (macOS, Windows, musl), nothing to do. True when glibc took the settings."""
+    from the system and unmapped when freed, so every forward pass pays page faults on new, zeroed memory
+    (measured in docs/speed.md). Elsewhere than glibc (macOS, Windows, musl), nothing to do.
+    True when glibc took the settings."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -240,7 +293,9 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = Non
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors come in many types
-        raise UsageError(f"checkpoint {path} cannot be read as a torch state_dict ({type(error).__name__}).{fix}") from None
+        raise UsageError(
+            f"checkpoint {path} cannot be read as a torch state_dict ({type(error).__name__}).{fix}"
+        ) from None
     if not isinstance(state, dict):
         raise UsageError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict.{fix}")
     if model is not None:
@@ -261,23 +316,21 @@ def load_state(model: torch.nn.Module, state: dict, path: str | os.PathLike, hin
 class RunDir:
     """One run's outputs: config.json, metrics.csv, PNG plots, summary.json, checkpoints; all atomic."""
 
-    def __init__(self, script: str, config: Any):
+    def __init__(self, script: str, config: Any, **resolved: Any):
+        """`resolved`: what the run really used where the config leaves a choice (the device, checkpoint paths);
+        config.json records it beside the config, with the run directory's absolute path."""
         if config.run_dir:
             path = Path(config.run_dir)
+            if path.exists() and not path.is_dir():
+                raise UsageError(f"--run-dir {path} is a file: give a directory")
+            path.mkdir(parents=True, exist_ok=True)
         else:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path("runs") / script / stamp
-            n = 2
-            while path.exists():
-                path = Path("runs") / script / f"{stamp}-{n}"
-                n += 1
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"--run-dir {path} is a file: give a directory")
-        path.mkdir(parents=True, exist_ok=True)
+            path = new_run_dir(REPO / "runs" / script)
         self.path = path
         self.show = bool(getattr(config, "show", False))
         self.rows: list[dict] = []
-        self.write_json("config.json", dataclasses.asdict(config))
+        resolved = {"run_dir": str(path.resolve()), **{k: str(v) for k, v in resolved.items()}}
+        self.write_json("config.json", {**dataclasses.asdict(config), "resolved": resolved})
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -301,7 +354,9 @@ class RunDir:
         """Save a matplotlib figure as PNG atomically, then close it (it stays open only with --show)."""
         import matplotlib.pyplot as plt
 
-        path = atomic_write(self.file(name), lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True)
+        path = atomic_write(
+            self.file(name), lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True
+        )
         if not self.show:
             plt.close(fig)
         return path
@@ -318,6 +373,25 @@ class RunDir:
 
             plt.show()
         return summary
+
+
+def new_run_dir(parent: Path) -> Path:
+    """parent/<date-time>, or <date-time>-2, -3... : created here, so two runs started together never share one."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    n = 1
+    while True:
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def known(**values: str) -> dict[str, str]:
+    """A progress bar's live values, leaving out those not measured yet (formatted as 'nan')."""
+    return {name: value for name, value in values.items() if value != "nan"}
 
 
 def use_display(show: bool) -> None:

@@ -13,7 +13,7 @@ cheap environment on few cores (bench/a2c_speed.py).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv

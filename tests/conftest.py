@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,23 +9,15 @@ from pathlib import Path
 
 import matplotlib
 
+from bench.benchlib import load_script  # noqa: F401  (import a script by its file name; the tests take it from here)
+
 matplotlib.use("Agg")  # tests never open windows
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-
-def load_script(name: str):
-    """Import a top-level script by file name (works for names such as Chapter_14_MetaSGD-VPG.py too)."""
-    module_name = name.removesuffix(".py").replace("-", "_")
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+# The book's published checkpoints (actor_critic_regular, env_model_regular): tests that need them skip without them.
+BOOK_CHECKPOINTS = Path(os.environ.get("CH14_BOOK_CHECKPOINTS", ROOT.parent / "shared" / "book-checkpoints"))
 
 
 def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from functools import partial
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -16,10 +15,9 @@ from common.minipacman import MiniPacman, episode_returns
 from common.rollout import RolloutStorage
 from common.runtime import load_checkpoint
 from common.vec_env import SubprocVecEnv, make_vec_env
-from tests.conftest import assert_one_line_error, load_script, run_script
+from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_script
 
 a2c = load_script("Chapter_14_Imagine_A2C.py")
-BOOK_CHECKPOINTS = Path(__file__).resolve().parents[2] / "shared" / "book-checkpoints"
 
 
 class Failing(gym.Env):
@@ -91,10 +89,28 @@ def test_returns_bootstrap_through_truncation_and_stop_at_termination():
     gamma = 0.5
     rollout = RolloutStorage(num_steps=3, num_envs=2, state_shape=(1,))
     # env 0: reward 1 each step, terminated at step 1.  env 1: reward 2 each step, truncated at step 0 (V(final) = 10).
-    rollout.insert(0, torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.long), torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [0.0]]),
-                   torch.tensor([[0.0], [10.0]]))
-    rollout.insert(1, torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.long), torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [1.0]]))
-    rollout.insert(2, torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.long), torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [1.0]]))
+    rollout.insert(
+        0,
+        torch.zeros(2, 1),
+        torch.zeros(2, 1, dtype=torch.long),
+        torch.tensor([[1.0], [2.0]]),
+        torch.tensor([[1.0], [0.0]]),
+        torch.tensor([[0.0], [10.0]]),
+    )
+    rollout.insert(
+        1,
+        torch.zeros(2, 1),
+        torch.zeros(2, 1, dtype=torch.long),
+        torch.tensor([[1.0], [2.0]]),
+        torch.tensor([[0.0], [1.0]]),
+    )
+    rollout.insert(
+        2,
+        torch.zeros(2, 1),
+        torch.zeros(2, 1, dtype=torch.long),
+        torch.tensor([[1.0], [2.0]]),
+        torch.tensor([[1.0], [1.0]]),
+    )
     returns = rollout.compute_returns(next_value=torch.tensor([[4.0], [8.0]]), gamma=gamma).squeeze(-1)
     # env 0: step 2 = 1 + .5*4 = 3; step 1 = 1 (terminated: nothing after); step 0 = 1 + .5*1 = 1.5
     # env 1: step 2 = 2 + .5*8 = 6; step 1 = 2 + .5*6 = 5; step 0 = 2 + .5*10 = 7 (truncated: V of the real last state)
@@ -104,7 +120,9 @@ def test_returns_bootstrap_through_truncation_and_stop_at_termination():
 def test_after_update_carries_the_last_state():
     rollout = RolloutStorage(2, 1, (2,))
     rollout.insert(0, torch.ones(1, 2), torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1), torch.ones(1, 1))
-    rollout.insert(1, torch.full((1, 2), 7.0), torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1), torch.zeros(1, 1))
+    rollout.insert(
+        1, torch.full((1, 2), 7.0), torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1), torch.zeros(1, 1)
+    )
     rollout.after_update()
     assert rollout.states[0].tolist() == [[7.0, 7.0]] and rollout.masks[0].item() == 0.0
 
@@ -115,18 +133,32 @@ def test_after_update_carries_the_last_state():
 def test_actor_critic_shapes_match_the_book():
     model = a2c.ActorCritic((3, 15, 19), 5)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert shapes == {"features.0.weight": (16, 3, 3, 3), "features.0.bias": (16,), "features.2.weight": (16, 16, 3, 3),
-                      "features.2.bias": (16,), "fc.0.weight": (256, 768), "fc.0.bias": (256,), "critic.weight": (1, 256),
-                      "critic.bias": (1,), "actor.weight": (5, 256), "actor.bias": (5,)}
+    assert shapes == {
+        "features.0.weight": (16, 3, 3, 3),
+        "features.0.bias": (16,),
+        "features.2.weight": (16, 16, 3, 3),
+        "features.2.bias": (16,),
+        "fc.0.weight": (256, 768),
+        "fc.0.bias": (256,),
+        "critic.weight": (1, 256),
+        "critic.bias": (1,),
+        "actor.weight": (5, 256),
+        "actor.bias": (5,),
+    }
 
 
-@pytest.mark.skipif(not (BOOK_CHECKPOINTS / "actor_critic_regular").exists(), reason="no ../shared/book-checkpoints")
+@pytest.mark.skipif(
+    not (BOOK_CHECKPOINTS / "actor_critic_regular").exists(),
+    reason="no book checkpoints (CH14_BOOK_CHECKPOINTS)",
+)
 def test_the_books_checkpoint_loads_and_plays_our_minipacman():
     model = a2c.ActorCritic((3, 15, 19), 5)
     load_checkpoint(BOOK_CHECKPOINTS / "actor_critic_regular", model)  # weights_only=True, legacy format
     torch.manual_seed(0)
     with torch.no_grad():
-        book = episode_returns(lambda obs: model.act(torch.from_numpy(obs)).squeeze(1).numpy(), num_envs=8, per_env=6).mean()
+        book = episode_returns(
+            lambda obs: model.act(torch.from_numpy(obs)).squeeze(1).numpy(), num_envs=8, per_env=6
+        ).mean()
     rng = np.random.default_rng(0)
     random_policy = episode_returns(lambda obs: rng.integers(5, size=len(obs)), num_envs=8, per_env=6).mean()
     # In the book's own environment: 24.8 against 9.3 for random play. Ours must show the same gap.
@@ -135,13 +167,38 @@ def test_the_books_checkpoint_loads_and_plays_our_minipacman():
 
 def test_cli_smoke(tmp_path):
     run_dir, checkpoints = tmp_path / "run", tmp_path / "checkpoints"
-    result = run_script("Chapter_14_Imagine_A2C.py", "--num-frames", "40", "--num-envs", "4", "--log-every", "20",
-                        "--frame-cap", "30", "--gif-frames", "10", "--vec-env", "subproc", "--device", "cpu",
-                        "--run-dir", str(run_dir), "--checkpoint-dir", str(checkpoints))
+    result = run_script(
+        "Chapter_14_Imagine_A2C.py",
+        "--num-updates",
+        "40",
+        "--num-envs",
+        "4",
+        "--log-every",
+        "20",
+        "--frame-cap",
+        "30",
+        "--gif-frames",
+        "10",
+        "--vec-env",
+        "subproc",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(run_dir),
+        "--checkpoint-dir",
+        str(checkpoints),
+    )
     assert result.returncode == 0, result.stderr
     assert "mean return" in result.stdout.strip().splitlines()[-1]
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["actor_critic_regular", "config.json", "episode.gif", "learning_curve.png", "metrics.csv", "summary.json"]
+    assert names == [
+        "actor_critic_regular",
+        "config.json",
+        "episode.gif",
+        "learning_curve.png",
+        "metrics.csv",
+        "summary.json",
+    ]
     summary = json.loads((run_dir / "summary.json").read_text())
     for key in ("mean_return_last_100", "frames", "seconds", "mode"):
         assert key in summary
@@ -151,8 +208,17 @@ def test_cli_smoke(tmp_path):
 
 def test_same_seed_same_numbers(tmp_path):
     def run(name):
-        summary = a2c.main(a2c.Config(num_frames=30, num_envs=4, log_every=10, gif_frames=0, device="cpu",
-                                      run_dir=str(tmp_path / name), checkpoint_dir=str(tmp_path / name / "ck")))
+        summary = a2c.main(
+            a2c.Config(
+                num_updates=30,
+                num_envs=4,
+                log_every=10,
+                gif_frames=0,
+                device="cpu",
+                run_dir=str(tmp_path / name),
+                checkpoint_dir=str(tmp_path / name / "ck"),
+            )
+        )
         rows = (tmp_path / name / "metrics.csv").read_text().splitlines()
         return [",".join(r.split(",")[:-2]) for r in rows], summary["episodes"]
 
@@ -176,6 +242,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
 
 @pytest.mark.parametrize("mode", ["avoid", "hunt", "ambush", "rush"])
 def test_every_mode_trains(mode, tmp_path):
-    summary = a2c.main(a2c.Config(mode=mode, num_frames=10, num_envs=2, frame_cap=20, log_every=5, gif_frames=3,
-                                  device="cpu", run_dir=str(tmp_path), checkpoint_dir=str(tmp_path / "ck")))
+    summary = a2c.main(
+        a2c.Config(
+            mode=mode,
+            num_updates=10,
+            num_envs=2,
+            frame_cap=20,
+            log_every=5,
+            gif_frames=3,
+            device="cpu",
+            run_dir=str(tmp_path),
+            checkpoint_dir=str(tmp_path / "ck"),
+        )
+    )
     assert summary["mode"] == mode and (tmp_path / "ck" / f"actor_critic_{mode}").exists()

@@ -10,9 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from tests.book_reference import BookEnv, book_get_action, book_hindsight
 from Chapter_14_HER import hindsight_transitions
-from Chapter_14_wo_HER import Config, Env, Episodes, Model, ReplayBuffer, compute_td_error, get_action, play_episodes, update_target
+from Chapter_14_wo_HER import (
+    Config,
+    Env,
+    Episodes,
+    Model,
+    ReplayBuffer,
+    compute_td_error,
+    get_action,
+    play_episodes,
+    update_target,
+)
+from tests.book_reference import BookEnv, book_get_action, book_hindsight
 
 CPU = torch.device("cpu")
 
@@ -168,8 +178,16 @@ def book_pushes(episodes: Episodes, new_goals: int):
     rows = []
     for i in range(episodes.running.shape[1]):
         steps = np.flatnonzero(episodes.running[:, i])
-        episode = [(episodes.state[t, i], episodes.reward[t, i], bool(episodes.terminated[t, i] or episodes.truncated[t, i]),
-                    episodes.next_state[t, i], episodes.goal[i]) for t in steps]
+        episode = [
+            (
+                episodes.state[t, i],
+                episodes.reward[t, i],
+                bool(episodes.terminated[t, i] or episodes.truncated[t, i]),
+                episodes.next_state[t, i],
+                episodes.goal[i],
+            )
+            for t in steps
+        ]
         rows += book_hindsight(episode, episodes.action[steps[-1], i], episodes.state.shape[-1], new_goals)
     state, action, reward, next_state, done, goal = (np.array(x) for x in zip(*rows))
     return state, action, reward, next_state, done, goal
@@ -205,7 +223,9 @@ def test_new_goals_come_from_the_future_of_the_same_episode_up_to_its_end():
     num_bits, length, k = 11, 14, 200
     actions = list(range(num_bits)) + [0, 1, 2]
     start = np.zeros(num_bits, np.uint8)
-    episode = scripted_episode(start, np.full(num_bits, 1, np.uint8) ^ np.eye(num_bits, dtype=np.uint8)[5], actions, length)
+    episode = scripted_episode(
+        start, np.full(num_bits, 1, np.uint8) ^ np.eye(num_bits, dtype=np.uint8)[5], actions, length
+    )
     next_states = episode.next_state[:, 0]
     assert len(np.unique(next_states, axis=0)) == length
 
@@ -269,7 +289,14 @@ def test_td_target_bootstraps_through_truncation_and_stops_at_termination():
     buffer.generator.manual_seed(0)
     loss = compute_td_error(model, target_model, optimizer, buffer, 256, gamma)  # both rows, many times
     assert loss is None  # batch larger than the buffer
-    buffer.sample = lambda n: (s, torch.tensor(action), torch.tensor(reward).float(), s2, torch.tensor(terminated).float(), g)
+    buffer.sample = lambda n: (
+        s,
+        torch.tensor(action),
+        torch.tensor(reward).float(),
+        s2,
+        torch.tensor(terminated).float(),
+        g,
+    )
     loss = compute_td_error(model, target_model, optimizer, buffer, 2, gamma)
     assert torch.allclose(loss, want)
 
@@ -291,7 +318,16 @@ def test_training_updates_the_target_network_every_cycle(monkeypatch, tmp_path):
     calls = []
     real = dqn.update_target
     monkeypatch.setattr(dqn, "update_target", lambda t, m, tau: (calls.append(tau), real(t, m, tau)))
-    summary = dqn.main(Config(num_bits=4, max_frames=300, episodes_per_cycle=4, batch_size=8, eval_episodes=4,
-                              device="cpu", run_dir=str(tmp_path)))
+    summary = dqn.main(
+        Config(
+            num_bits=4,
+            max_frames=300,
+            episodes_per_cycle=4,
+            batch_size=8,
+            eval_episodes=4,
+            device="cpu",
+            run_dir=str(tmp_path),
+        )
+    )
     cycles = summary["episodes"] // 4
     assert len(calls) == cycles > 1 and set(calls) == {Config().tau}

@@ -24,7 +24,12 @@ def test_cli_smoke(script, tmp_path):
     assert result.returncode == 0, result.stderr
     last_line = result.stdout.strip().splitlines()[-1]
     assert "greedy success rate" in last_line and str(run_dir) in last_line
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "learning_curve.png", "metrics.csv", "summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.json",
+        "learning_curve.png",
+        "metrics.csv",
+        "summary.json",
+    ]
     summary = json.loads((run_dir / "summary.json").read_text())
     for key in ("success_rate", "mean_return", "num_bits", "frames", "seconds"):
         assert key in summary
@@ -39,7 +44,17 @@ def test_cli_smoke(script, tmp_path):
 def test_help_lists_every_hyperparameter(script):
     result = run_script(script, "--help")
     assert result.returncode == 0
-    for option in ("--num-bits", "--max-frames", "--batch-size", "--epsilon", "--gamma", "--max-steps", "--device", "--seed", "--run-dir"):
+    for option in (
+        "--num-bits",
+        "--max-frames",
+        "--batch-size",
+        "--epsilon",
+        "--gamma",
+        "--max-steps",
+        "--device",
+        "--seed",
+        "--run-dir",
+    ):
         assert option in result.stdout
     assert ("--new-goals" in result.stdout) == (script == "Chapter_14_HER.py")
 
@@ -68,9 +83,24 @@ def test_ctrl_c_leaves_only_complete_files(tmp_path):
     logs.mkdir()
     with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as error:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "Chapter_14_HER.py"), "--num-bits", "8", "--max-frames", "10000000",
-             "--cycles-per-epoch", "1", "--device", "cpu", "--run-dir", str(run_dir)],
-            cwd=tmp_path, stdout=out, stderr=error, text=True,
+            [
+                sys.executable,
+                str(ROOT / "Chapter_14_HER.py"),
+                "--num-bits",
+                "8",
+                "--max-frames",
+                "10000000",
+                "--cycles-per-epoch",
+                "1",
+                "--device",
+                "cpu",
+                "--run-dir",
+                str(run_dir),
+            ],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=error,
+            text=True,
             # a terminal's Ctrl+C, even when this test runs in a background job (which starts with SIGINT ignored)
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
@@ -98,7 +128,9 @@ def test_same_seed_same_numbers(tmp_path):
     import Chapter_14_HER as her
 
     def run(seed, name):
-        config = her.Config(num_bits=6, max_frames=2000, cycles_per_epoch=5, seed=seed, device="cpu", run_dir=str(tmp_path / name))
+        config = her.Config(
+            num_bits=6, max_frames=2000, cycles_per_epoch=5, seed=seed, device="cpu", run_dir=str(tmp_path / name)
+        )
         summary = her.main(config)
         metrics = (tmp_path / name / "metrics.csv").read_text().splitlines()
         drop_seconds = [",".join(line.split(",")[:-1]) for line in metrics]

@@ -115,7 +115,17 @@ def test_imagined_frames_use_the_models_palette_and_layout():
     decoded = img.target_to_pix(classes)
     assert torch.equal(decoded[0], torch.ceil(state))
     # the book's I2A palette swapped pacman (green) and the power pills (cyan) against the model's classes
-    books_palette = torch.tensor([(0.0, 1.0, 0.0), (0.0, 1.0, 1.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0), (1.0, 1.0, 0.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0)])
+    books_palette = torch.tensor(
+        [
+            (0.0, 1.0, 0.0),
+            (0.0, 1.0, 1.0),
+            (0.0, 0.0, 1.0),
+            (1.0, 1.0, 1.0),
+            (1.0, 1.0, 0.0),
+            (0.0, 0.0, 0.0),
+            (1.0, 0.0, 0.0),
+        ]
+    )
     books = books_palette[classes].view(1, 15, 19, 3).permute(0, 3, 1, 2)
     assert not torch.equal(books[0], torch.ceil(state))
 
@@ -127,7 +137,9 @@ def test_the_environment_model_is_frozen_and_in_eval_mode():
     assert not any(p.requires_grad for p in core.env_model.parameters())
     agent = i2a.I2A(IN_SHAPE, 5, 10, 16, core)
     names = [n for n, _ in agent.named_parameters()]
-    assert not any(n.startswith("imagination") for n in names)  # neither the env model nor the distil policy is the agent's
+    assert not any(
+        n.startswith("imagination") for n in names
+    )  # neither the env model nor the distil policy is the agent's
     imagined_state, _ = core(frames(2))
     assert not imagined_state.requires_grad
 
@@ -181,38 +193,99 @@ def tiny_models(tmp_path_factory):
     """A tiny A2C agent and environment model, trained through the two scripts' command lines."""
     folder = tmp_path_factory.mktemp("models")
     common = ["--device", "cpu", "--checkpoint-dir", str(folder / "checkpoints")]
-    result = run_script("Chapter_14_Imagine_A2C.py", "--num-frames", "3", "--num-envs", "2", "--gif-frames", "0",
-                        "--run-dir", str(folder / "a2c"), *common)
+    result = run_script(
+        "Chapter_14_Imagine_A2C.py",
+        "--num-updates",
+        "3",
+        "--num-envs",
+        "2",
+        "--gif-frames",
+        "0",
+        "--run-dir",
+        str(folder / "a2c"),
+        *common,
+    )
     assert result.returncode == 0, result.stderr
-    result = run_script("Chapter_14_Imagination.py", "--num-updates", "3", "--num-envs", "2", "--test-steps", "6",
-                        "--eval-every", "0", "--run-dir", str(folder / "imagination"), *common)
+    result = run_script(
+        "Chapter_14_Imagination.py",
+        "--num-updates",
+        "3",
+        "--num-envs",
+        "2",
+        "--test-steps",
+        "6",
+        "--eval-every",
+        "0",
+        "--run-dir",
+        str(folder / "imagination"),
+        *common,
+    )
     assert result.returncode == 0, result.stderr
     return folder / "checkpoints"
 
 
 @pytest.mark.parametrize("depth", [1, 2])
 def test_cli_smoke(tmp_path, tiny_models, depth):
-    result = run_script("Chapter_14_I2A.py", "--num-frames", "4", "--num-envs", "2", "--log-every", "2", "--num-rolouts", str(depth),
-                        "--gif-frames", "5", "--device", "cpu", "--checkpoint-dir", str(tiny_models), "--run-dir", str(tmp_path / "run"))
+    result = run_script(
+        "Chapter_14_I2A.py",
+        "--num-updates",
+        "4",
+        "--num-envs",
+        "2",
+        "--log-every",
+        "2",
+        "--rollout-depth",
+        str(depth),
+        "--gif-frames",
+        "5",
+        "--device",
+        "cpu",
+        "--checkpoint-dir",
+        str(tiny_models),
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     for key in ("mean_return_last_100", "frames", "seconds", "mode"):
         assert key in summary
     assert summary["frames"] == 4 * 5 * 2
-    for name in ("config.json", "metrics.csv", "learning_curve.png", "episode.gif", "i2a_regular", "distil_policy_regular"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "learning_curve.png",
+        "episode.gif",
+        "i2a_regular",
+        "distil_policy_regular",
+    ):
         assert (tmp_path / "run" / name).exists(), name
     assert "Chapter_14_I2A: regular" in result.stdout.strip().splitlines()[-1]
 
 
 def test_missing_env_model_names_the_script_to_run(tmp_path):
-    result = run_script("Chapter_14_I2A.py", "--mode", "hunt", "--checkpoint-dir", str(tmp_path / "none"), "--run-dir", str(tmp_path / "run"))
+    result = run_script(
+        "Chapter_14_I2A.py",
+        "--mode",
+        "hunt",
+        "--checkpoint-dir",
+        str(tmp_path / "none"),
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert_one_line_error(result, "python Chapter_14_Imagination.py --mode hunt")
     assert not (tmp_path / "run").exists()
 
 
 def test_env_model_of_another_mode_is_refused(tmp_path, tiny_models):
-    result = run_script("Chapter_14_I2A.py", "--mode", "ambush", "--env-model", str(tiny_models / "env_model_regular"),
-                        "--run-dir", str(tmp_path / "run"))
+    result = run_script(
+        "Chapter_14_I2A.py",
+        "--mode",
+        "ambush",
+        "--env-model",
+        str(tiny_models / "env_model_regular"),
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert_one_line_error(result, "not for --mode ambush")
     assert not (tmp_path / "run").exists()
 
@@ -226,11 +299,14 @@ def test_env_model_with_wrong_shapes_is_refused(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--num-rolouts", "0"], "--num-rolouts must be at least 1"),
-    (["--mode", "chase"], "--mode 'chase' is unknown"),
-    (["--device", "cuda:7"], "cuda"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rollout-depth", "0"], "--rollout-depth must be at least 1"),
+        (["--mode", "chase"], "--mode 'chase' is unknown"),
+        (["--device", "cuda:7"], "cuda"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = run_script("Chapter_14_I2A.py", *args, "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, message)

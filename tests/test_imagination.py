@@ -4,7 +4,6 @@ checkpoint, held-out scores, command line, bad input)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +11,11 @@ import torch
 
 from common.minipacman import MODES, MiniPacman, reward_classes, step_rewards
 from common.runtime import UsageError, save_checkpoint
-from tests.conftest import assert_one_line_error, load_script, run_script
+from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_script
 
 img = load_script("Chapter_14_Imagination.py")
 a2c = load_script("Chapter_14_Imagine_A2C.py")
-BOOK = Path(__file__).resolve().parents[2] / "shared" / "book-checkpoints"
+BOOK = BOOK_CHECKPOINTS
 CPU = torch.device("cpu")
 
 
@@ -70,28 +69,37 @@ def test_target_to_pix_keeps_the_frame_layout():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_reward_classes_cover_every_reward_of_every_mode(mode):
-    classes = img.RewardClasses(mode, CPU)
     rewards = torch.tensor(step_rewards(mode))
-    target = classes(rewards)
-    assert torch.allclose(classes.values[target], rewards)
-    assert len(classes) == len(reward_classes(mode))
+    target = img.rewards_to_target(mode, rewards)
+    assert torch.allclose(torch.tensor(reward_classes(mode))[target], rewards)
+    assert len(img.reward_values(mode, CPU)) == len(reward_classes(mode))
     with pytest.raises(ValueError):
-        classes(torch.tensor([123.0]))
+        img.rewards_to_target(mode, torch.tensor([123.0]))
 
 
 def test_the_books_reward_table_misses_rewards_that_ours_covers():
-    books = {"regular": [0, 1, 2, 5], "avoid": [0.1, -0.1, -5, -10, -20], "hunt": [0, 1, 10, -20], "ambush": [0, -0.1, 10, -20],
-             "rush": [0, -0.1, 9.9]}  # the book's mode_rewards
+    books = {
+        "regular": [0, 1, 2, 5],
+        "avoid": [0.1, -0.1, -5, -10, -20],
+        "hunt": [0, 1, 10, -20],
+        "ambush": [0, -0.1, 10, -20],
+        "rush": [0, -0.1, 9.9],
+    }  # the book's mode_rewards
     for mode in ("avoid", "hunt", "ambush"):
         missing = [r for r in step_rewards(mode) if not any(abs(r - b) < 1e-6 for b in books[mode])]
         assert missing, mode  # the book crashes on these
-        img.RewardClasses(mode, CPU)(torch.tensor(missing))  # ours maps them
+        img.rewards_to_target(mode, torch.tensor(missing))  # ours maps them
 
 
 def test_onehot_action_planes():
     planes = img.onehot_actions(torch.tensor([0, 3]), 5, (3, 15, 19))
     assert planes.shape == (2, 5, 15, 19)
-    assert planes[0, 0].eq(1).all() and planes[0, 1:].eq(0).all() and planes[1, 3].eq(1).all() and planes[1].sum() == 15 * 19
+    assert (
+        planes[0, 0].eq(1).all()
+        and planes[0, 1:].eq(0).all()
+        and planes[1, 3].eq(1).all()
+        and planes[1].sum() == 15 * 19
+    )
 
 
 def test_env_model_has_the_books_parameter_names_and_shapes():
@@ -101,7 +109,13 @@ def test_env_model_has_the_books_parameter_names_and_shapes():
     names = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert names["basic_block1.conv1.2.weight"] == (16, 16, 10, 10)
     assert names["reward_fc.weight"] == (10, 64 * 15 * 19)
-    for key in ("conv.0.weight", "image_conv.0.weight", "image_fc.weight", "reward_conv.0.weight", "reward_conv.2.weight"):
+    for key in (
+        "conv.0.weight",
+        "image_conv.0.weight",
+        "image_fc.weight",
+        "reward_conv.0.weight",
+        "reward_conv.2.weight",
+    ):
         assert key in names
 
 
@@ -139,7 +153,7 @@ def test_a_finished_game_is_learnt_with_its_real_last_frame():
 @pytest.mark.skipif(not (BOOK / "env_model_regular").exists(), reason="the book's checkpoints are not here")
 def test_the_books_env_model_loads_and_predicts_our_minipacman():
     model = img.load_env_model(BOOK / "env_model_regular", "regular", CPU).eval()
-    actor_critic = img.load_actor_critic(img.Config(actor_critic=str(BOOK / "actor_critic_regular")), CPU)
+    actor_critic, _ = img.load_actor_critic(img.Config(actor_critic=str(BOOK / "actor_critic_regular")), CPU)
     config = img.Config(num_envs=4, device="cpu")
     envs = img.make_envs(config)
     torch.manual_seed(0)
@@ -147,7 +161,7 @@ def test_the_books_env_model_loads_and_predicts_our_minipacman():
         data = img.collect(envs, 40, actor_critic, CPU, seed=11)
     finally:
         envs.close()
-    scores = img.one_step_scores(model, data, img.RewardClasses("regular", CPU))
+    scores = img.one_step_scores(model, data, "regular")
     assert scores["pixel_accuracy"] > 0.99 and scores["reward_accuracy"] > 0.95, scores
     with pytest.raises(UsageError, match="not for --mode hunt"):
         img.load_env_model(BOOK / "env_model_regular", "hunt", CPU)
@@ -157,18 +171,54 @@ def test_the_books_env_model_loads_and_predicts_our_minipacman():
 def tiny_agent(tmp_path_factory):
     """A tiny A2C checkpoint trained through the A2C script's command line."""
     folder = tmp_path_factory.mktemp("a2c")
-    result = run_script("Chapter_14_Imagine_A2C.py", "--num-frames", "3", "--num-envs", "2", "--gif-frames", "0", "--device", "cpu",
-                        "--run-dir", str(folder / "run"), "--checkpoint-dir", str(folder / "checkpoints"))
+    result = run_script(
+        "Chapter_14_Imagine_A2C.py",
+        "--num-updates",
+        "3",
+        "--num-envs",
+        "2",
+        "--gif-frames",
+        "0",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(folder / "run"),
+        "--checkpoint-dir",
+        str(folder / "checkpoints"),
+    )
     assert result.returncode == 0, result.stderr
     return folder / "checkpoints"
 
 
 def test_cli_smoke_trains_scores_and_saves(tmp_path, tiny_agent):
-    result = run_script("Chapter_14_Imagination.py", "--num-updates", "6", "--num-envs", "2", "--test-steps", "8", "--eval-every", "3",
-                        "--log-every", "2", "--device", "cpu", "--checkpoint-dir", str(tiny_agent), "--run-dir", str(tmp_path / "run"))
+    result = run_script(
+        "Chapter_14_Imagination.py",
+        "--num-updates",
+        "6",
+        "--num-envs",
+        "2",
+        "--test-steps",
+        "8",
+        "--eval-every",
+        "3",
+        "--log-every",
+        "2",
+        "--device",
+        "cpu",
+        "--checkpoint-dir",
+        str(tiny_agent),
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    for key in ("pixel_accuracy", "frame_accuracy", "reward_accuracy", "open_loop_5_pixel_accuracy", "open_loop_5_reward_accuracy"):
+    for key in (
+        "pixel_accuracy",
+        "frame_accuracy",
+        "reward_accuracy",
+        "open_loop_5_pixel_accuracy",
+        "open_loop_5_reward_accuracy",
+    ):
         assert 0 <= summary[key] <= 1, key
     for name in ("config.json", "metrics.csv", "loss_curve.png", "imagined.png", "env_model_regular"):
         assert (tmp_path / "run" / name).exists(), name
@@ -180,32 +230,49 @@ def test_cli_smoke_trains_scores_and_saves(tmp_path, tiny_agent):
 
 def test_every_mode_trains(tmp_path, tiny_agent):
     # the A2C agent's weights do not depend on the mode: reuse the regular one to play hunt
-    summary = img.main(img.Config(mode="hunt", actor_critic=str(tiny_agent / "actor_critic_regular"), num_updates=3, num_envs=2,
-                                  test_steps=6, eval_every=0, device="cpu", run_dir=str(tmp_path / "run"),
-                                  checkpoint_dir=str(tmp_path / "checkpoints")))
+    summary = img.main(
+        img.Config(
+            mode="hunt",
+            actor_critic=str(tiny_agent / "actor_critic_regular"),
+            num_updates=3,
+            num_envs=2,
+            test_steps=6,
+            eval_every=0,
+            device="cpu",
+            run_dir=str(tmp_path / "run"),
+            checkpoint_dir=str(tmp_path / "checkpoints"),
+        )
+    )
     assert summary["mode"] == "hunt"
     with pytest.raises(UsageError, match="not for --mode regular"):
         img.load_env_model(tmp_path / "checkpoints" / "env_model_hunt", "regular", CPU)
 
 
 def test_missing_agent_is_one_line_naming_the_a2c_script(tmp_path):
-    result = run_script("Chapter_14_Imagination.py", "--checkpoint-dir", str(tmp_path / "none"), "--run-dir", str(tmp_path / "run"))
+    result = run_script(
+        "Chapter_14_Imagination.py", "--checkpoint-dir", str(tmp_path / "none"), "--run-dir", str(tmp_path / "run")
+    )
     assert_one_line_error(result, "python Chapter_14_Imagine_A2C.py --mode regular")
     assert not (tmp_path / "run").exists()
 
 
 def test_mismatched_agent_checkpoint_is_one_line(tmp_path):
     save_checkpoint(img.new_env_model("regular", CPU).state_dict(), tmp_path / "wrong")
-    result = run_script("Chapter_14_Imagination.py", "--actor-critic", str(tmp_path / "wrong"), "--run-dir", str(tmp_path / "run"))
+    result = run_script(
+        "Chapter_14_Imagination.py", "--actor-critic", str(tmp_path / "wrong"), "--run-dir", str(tmp_path / "run")
+    )
     assert_one_line_error(result, "does not fit this model")
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--mode", "chase"], "--mode 'chase' is unknown"),
-    (["--num-updates", "0"], "--num-updates must be at least 1"),
-    (["--test-steps", "3", "--open-loop", "5"], "--test-steps must be more than --open-loop"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mode", "chase"], "--mode 'chase' is unknown"),
+        (["--num-updates", "0"], "--num-updates must be at least 1"),
+        (["--test-steps", "3", "--open-loop", "5"], "--test-steps must be more than --open-loop"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = run_script("Chapter_14_Imagination.py", *args, "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, message)

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from bench.mnist_files import write_mnist
 from tests.conftest import assert_one_line_error, load_script, run_script
-from tests.mnist_files import write_mnist
 
 learn = load_script("Chapter_14_learn.py")
 
@@ -27,7 +27,9 @@ def test_mnist_files_load_through_torchvision(mnist_dir):
     images, labels = learn.load_mnist(str(mnist_dir), train=True)
     assert images.shape == (120, 1, 28, 28) and images.dtype == torch.float32
     assert labels.tolist().count(3) == 12
-    assert images.min() >= -0.1307 / 0.3081 - 1e-4 and images.max() <= (1 - 0.1307) / 0.3081 + 1e-4  # the book's normalisation
+    assert (
+        images.min() >= -0.1307 / 0.3081 - 1e-4 and images.max() <= (1 - 0.1307) / 0.3081 + 1e-4
+    )  # the book's normalisation
     test_images, _ = learn.load_mnist(str(mnist_dir), train=False)
     assert test_images.shape == (60, 1, 28, 28)
 
@@ -44,8 +46,8 @@ def test_tasks_have_ways_shots_remapped_labels_and_disjoint_sets(mnist_dir, ways
         assert set(adapt_index.tolist()).isdisjoint(eval_index.tolist())
         assert len(set(adapt_index.tolist())) == ways * shots
         # one remapping for both sets: the same class keeps the same label
-        original = {int(labels[i]): int(l) for i, l in zip(adapt_index, adapt_labels)}
-        assert all(original[int(labels[i])] == int(l) for i, l in zip(eval_index, eval_labels))
+        original = {int(labels[i]): int(label) for i, label in zip(adapt_index, adapt_labels)}
+        assert all(original[int(labels[i])] == int(label) for i, label in zip(eval_index, eval_labels))
         assert torch.bincount(adapt_labels).tolist() == [shots] * ways
 
 
@@ -101,22 +103,55 @@ def test_meta_step_reaches_the_meta_model_through_adaptation():
 
 def test_learning_on_digits_beats_chance(tmp_path):
     """A fixed-seed short run on the offline digits: 5-way 1-shot, chance is 0.20."""
-    summary = learn.main(learn.Config(dataset="digits", iterations=40, tps=8, eval_every=0, eval_tasks=100, device="cpu",
-                                      run_dir=str(tmp_path)))
+    summary = learn.main(
+        learn.Config(
+            dataset="digits", iterations=40, tps=8, eval_every=0, eval_tasks=100, device="cpu", run_dir=str(tmp_path)
+        )
+    )
     assert summary["meta_test_accuracy"] >= 0.5
     assert summary["meta_test_accuracy_before_adaptation"] < 0.3
 
 
 def test_cli_smoke_on_mnist_files(mnist_dir, tmp_path):
     run_dir = tmp_path / "run"
-    result = run_script("Chapter_14_learn.py", "--data-dir", str(mnist_dir), "--iterations", "4", "--tps", "2",
-                        "--eval-every", "2", "--eval-tasks", "10", "--log-every", "1", "--device", "cpu", "--run-dir", str(run_dir))
+    result = run_script(
+        "Chapter_14_learn.py",
+        "--data-dir",
+        str(mnist_dir),
+        "--iterations",
+        "4",
+        "--tps",
+        "2",
+        "--eval-every",
+        "2",
+        "--eval-tasks",
+        "10",
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(run_dir),
+    )
     assert result.returncode == 0, result.stderr
     assert "meta-test accuracy" in result.stdout.strip().splitlines()[-1]
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["config.json", "learning_curve.png", "meta_model.pt", "meta_test_task.png", "metrics.csv", "summary.json"]
+    assert names == [
+        "config.json",
+        "learning_curve.png",
+        "meta_model.pt",
+        "meta_test_task.png",
+        "metrics.csv",
+        "summary.json",
+    ]
     summary = json.loads((run_dir / "summary.json").read_text())
-    for key in ("meta_test_accuracy", "meta_test_ci95", "meta_test_accuracy_before_adaptation", "iterations", "seconds"):
+    for key in (
+        "meta_test_accuracy",
+        "meta_test_ci95",
+        "meta_test_accuracy_before_adaptation",
+        "iterations",
+        "seconds",
+    ):
         assert key in summary
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 5 and "meta_test_ci95" in rows[0]
@@ -125,8 +160,25 @@ def test_cli_smoke_on_mnist_files(mnist_dir, tmp_path):
 
 
 def test_cli_smoke_digits(tmp_path):
-    result = run_script("Chapter_14_learn.py", "--dataset", "digits", "--iterations", "2", "--tps", "2", "--eval-tasks", "5",
-                        "--ways", "3", "--shots", "2", "--device", "cpu", "--run-dir", str(tmp_path / "run"))
+    result = run_script(
+        "Chapter_14_learn.py",
+        "--dataset",
+        "digits",
+        "--iterations",
+        "2",
+        "--tps",
+        "2",
+        "--eval-tasks",
+        "5",
+        "--ways",
+        "3",
+        "--shots",
+        "2",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["ways"] == 3
 
@@ -141,14 +193,18 @@ def test_cli_smoke_digits(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path, mnist_dir):
-    result = run_script("Chapter_14_learn.py", "--data-dir", str(mnist_dir), *args, "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    result = run_script(
+        "Chapter_14_learn.py", "--data-dir", str(mnist_dir), *args, "--run-dir", str(tmp_path / "run"), cwd=tmp_path
+    )
     assert_one_line_error(result, message)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_data_dir_that_is_a_file(tmp_path):
     (tmp_path / "data").write_text("not a folder")
-    result = run_script("Chapter_14_learn.py", "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    result = run_script(
+        "Chapter_14_learn.py", "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"), cwd=tmp_path
+    )
     assert_one_line_error(result, "is a file: give a directory")
     assert not (tmp_path / "run").exists()
 

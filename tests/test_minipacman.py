@@ -69,7 +69,14 @@ def test_colours_and_priority():
     env = MiniPacman("regular", 1000)
     obs, _ = env.reset(seed=3)
     colours = {tuple(obs[:, r, c]) for r in range(15) for c in range(19)}
-    assert colours <= {(0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 1.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)}
+    assert colours <= {
+        (0.0, 1.0, 0.0),
+        (1.0, 0.0, 0.0),
+        (0.0, 1.0, 1.0),
+        (0.0, 0.0, 1.0),
+        (1.0, 1.0, 1.0),
+        (0.0, 0.0, 0.0),
+    }
     r, c = env.pacman
     assert tuple(obs[:, r, c]) == (0.0, 1.0, 0.0)
     for r, c in env.pills:
@@ -84,7 +91,7 @@ def test_power_pill_makes_ghosts_edible_and_fading():
     env = MiniPacman("hunt", 1000)
     env.reset(seed=0)
     env.pills = [env.pacman]  # a pill right here: staying eats it
-    obs, reward, *_ , info = env.step(0)
+    obs, reward, *_, info = env.step(0)
     assert info["pill"] == 1 and reward == 1.0 and env.power == 20
     gr, gc = env.ghosts[0][0]
     assert tuple(obs[:, gr, gc]) == (1.0, 1.0, 0.0)  # edible: (1, power/20, 0)
@@ -132,7 +139,9 @@ def test_clearing_the_food_starts_the_next_level_with_more_ghosts():
         assert info["level"] == level and not terminated and reward >= 1.0
         assert len(env.ghosts) == 1 + (level - 1) // 2 and len(env.food) == 138
         (pr, pc), ghost_cells = env.pacman, [g[0] for g in env.ghosts]
-        assert not any(pr - 5 <= r < pr + 5 and pc - 5 <= c < pc + 5 for r, c in ghost_cells)  # the original's safe zone
+        assert not any(
+            pr - 5 <= r < pr + 5 and pc - 5 <= c < pc + 5 for r, c in ghost_cells
+        )  # the original's safe zone
         env.ghosts = []
         env.food = {env.pacman}
 
@@ -173,7 +182,9 @@ def test_reward_of_each_event_per_mode(mode):
     assert one_step(lambda env: None) == pytest.approx(table["step"])
     assert one_step(lambda env: env.food.add(env.pacman)) == pytest.approx(table["step"] + table["food"])
     assert one_step(lambda env: env.pills.extend([env.pacman, other])) == pytest.approx(table["step"] + table["pill"])
-    assert one_step(lambda env: (setattr(env, "power", 5), env.ghosts.extend([[env.pacman, 1], [other, 1]]))) == pytest.approx(table["step"] + table["ghost"])
+    assert one_step(
+        lambda env: (setattr(env, "power", 5), env.ghosts.extend([[env.pacman, 1], [other, 1]]))
+    ) == pytest.approx(table["step"] + table["ghost"])
     assert one_step(lambda env: env.ghosts.append([env.pacman, 1])) == pytest.approx(table["step"] + table["killed"])
 
 
@@ -207,9 +218,16 @@ def test_hunt_is_winnable():
             if env.power > 2 and ghosts:
                 action = _first_step_towards(env.pacman, ghosts)
             elif env.pills:
-                action = _first_step_towards(env.pacman, set(env.pills), frozenset({NEXT[g][a] for g in ghosts for a in range(5)}))
+                action = _first_step_towards(
+                    env.pacman, set(env.pills), frozenset({NEXT[g][a] for g in ghosts for a in range(5)})
+                )
             else:
-                action = max(range(5), key=lambda a: min(abs(NEXT[env.pacman][a][0] - g[0]) + abs(NEXT[env.pacman][a][1] - g[1]) for g in ghosts))
+                action = max(
+                    range(5),
+                    key=lambda a: min(
+                        abs(NEXT[env.pacman][a][0] - g[0]) + abs(NEXT[env.pacman][a][1] - g[1]) for g in ghosts
+                    ),
+                )
             _, reward, terminated, truncated, _ = env.step(action)
             total, done = total + reward, terminated or truncated
         returns.append(total)

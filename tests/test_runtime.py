@@ -21,8 +21,10 @@ from common.runtime import (
     cli,
     keep_freed_memory,
     load_checkpoint,
+    native_bf16,
     parse_config,
     require,
+    resolve_bf16,
     resolve_device,
     save_checkpoint,
     seed_everything,
@@ -43,8 +45,15 @@ class ToyConfig(RunConfig):
 
 def test_every_field_is_an_option_with_its_comment_as_help():
     help_text = build_parser(ToyConfig).format_help()
-    for option, comment in [("--num-bits", "bits in the string"), ("--lr", "learning rate"), ("--mode", "which mode"),
-                            ("--fast", "go faster (about 20% when idle)"), ("--seed", "random seed"), ("--device", "auto"), ("--run-dir", "outputs")]:
+    for option, comment in [
+        ("--num-bits", "bits in the string"),
+        ("--lr", "learning rate"),
+        ("--mode", "which mode"),
+        ("--fast", "go faster (about 20% when idle)"),
+        ("--seed", "random seed"),
+        ("--device", "auto"),
+        ("--run-dir", "outputs"),
+    ]:
         assert option in help_text
         assert comment in help_text
 
@@ -164,12 +173,50 @@ def test_run_dir_that_is_a_file(tmp_path):
         RunDir("toy", ToyConfig(run_dir=str(tmp_path / "file")))
 
 
-def test_default_run_dir_is_under_runs_script(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_default_run_dir_is_under_the_repositorys_runs_wherever_we_start(tmp_path, monkeypatch):
+    from common import runtime
+
+    monkeypatch.setattr(runtime, "REPO", tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)  # another folder: the default does not follow it
     first = RunDir("toy", ToyConfig())
     second = RunDir("toy", ToyConfig())
-    assert first.path.parent == second.path.parent == tmp_path.joinpath("runs", "toy").relative_to(tmp_path)
+    assert first.path.parent == second.path.parent == tmp_path / "repo" / "runs" / "toy"
     assert first.path != second.path
+    config = json.loads((first.path / "config.json").read_text())
+    assert config["resolved"]["run_dir"] == str(first.path.resolve())
+
+
+def test_run_dirs_made_at_the_same_instant_are_distinct(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from common import runtime
+
+    monkeypatch.setattr(runtime, "REPO", tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: RunDir("toy", ToyConfig()).path, range(16)))
+    assert len(set(paths)) == 16
+
+
+def test_config_json_records_what_the_run_resolved(tmp_path):
+    run = RunDir(
+        "toy", ToyConfig(run_dir=str(tmp_path / "run")), device=torch.device("cpu"), checkpoint=tmp_path / "ck"
+    )
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["device"] == "auto" and config["resolved"]["device"] == "cpu"
+    assert config["resolved"]["checkpoint"] == str(tmp_path / "ck")
+
+
+def test_no_abbreviations_and_the_fields_own_spelling():
+    assert parse_config(ToyConfig, ["--num_bits", "7"]).num_bits == 7
+    with pytest.raises(SystemExit):
+        parse_config(ToyConfig, ["--num", "7"])  # not silently --num-bits
+    assert "--num_bits" not in build_parser(ToyConfig).format_help()  # the alias works, --help shows one spelling
+
+
+def test_bf16_choice():
+    cpu = torch.device("cpu")
+    assert resolve_bf16("on", cpu) and not resolve_bf16("off", cpu)
+    assert resolve_bf16("auto", cpu) == native_bf16(cpu)
 
 
 def test_atomic_files_get_the_usual_permissions(tmp_path):

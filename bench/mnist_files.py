@@ -1,4 +1,5 @@
-"""Small MNIST-format (IDX) files, so tests load data through the real torchvision `MNIST` class offline."""
+"""Small MNIST-format (IDX) files, so tests and benchmarks load data through the real torchvision `MNIST` class
+offline (this machine cannot download MNIST)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-NAMES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+NAMES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -1,0 +1,62 @@
+"""What every script of the chapter promises the reader: every hyperparameter documented on one line, the book's
+code before the plumbing, nothing that needs the project's private reference folder."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+
+import pytest
+
+from common.runtime import field_comments
+from tests.conftest import ROOT, load_script
+
+SCRIPTS = sorted(p.name for p in ROOT.glob("Chapter_14_*.py"))
+
+# The book's pieces, in the order the chapter shows them, and plumbing that must come after them.
+BOOK_FIRST = {
+    "Chapter_14_learn.py": (["Net", "compute_loss", "main"], ["load_mnist", "TaskSampler", "LabelsOnly"]),
+    "Chapter_14_MetaSGD-VPG.py": (
+        ["DiagNormalPolicy", "compute_advantages", "maml_a2c_loss", "main"],
+        ["Particles2DBatch", "LockstepRunner", "task_sampler"],
+    ),
+    "Chapter_14_wo_HER.py": (["Env", "Model", "ReplayBuffer", "get_action", "compute_td_error"], []),
+    "Chapter_14_Imagine_A2C.py": (["OnPolicy", "ActorCritic", "main"], []),
+    "Chapter_14_Imagination.py": (
+        ["BasicBlock", "EnvModel", "play_games", "pix_to_target", "target_to_pix", "rewards_to_target", "main"],
+        ["load_env_model", "one_step_scores", "open_loop_scores"],
+    ),
+    "Chapter_14_I2A.py": (["I2A", "ImaginationCore", "RolloutEncoder", "main"], []),
+}
+
+
+def top_level_names(script: str) -> list[str]:
+    tree = ast.parse((ROOT / script).read_text())
+    return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+
+
+def test_seven_scripts():
+    assert len(SCRIPTS) == 7, SCRIPTS
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_hyperparameter_has_its_one_line_comment(script):
+    """The comment on a field's line is its --help text (a formatter that wraps the line would lose it)."""
+    config = load_script(script).Config
+    comments = field_comments(config)
+    assert [f.name for f in dataclasses.fields(config) if not comments.get(f.name)] == []
+
+
+@pytest.mark.parametrize("script", sorted(BOOK_FIRST))
+def test_the_books_code_comes_before_the_plumbing(script):
+    names = top_level_names(script)
+    book, plumbing = BOOK_FIRST[script]
+    positions = [names.index(name) for name in book]
+    assert positions == sorted(positions), (book, names)  # the chapter's order
+    assert all(names.index(name) > positions[-1] for name in plumbing), names
+    assert names[0] == "Config"
+
+
+def test_the_product_never_names_the_private_reference_folder():
+    product = [*ROOT.glob("Chapter_14_*.py"), *ROOT.glob("common/*.py"), *ROOT.glob("bench/*.py"), ROOT / "README.md"]
+    assert [p.name for p in product if "../shared" in p.read_text() or '"shared"' in p.read_text()] == []
