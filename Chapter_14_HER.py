@@ -28,7 +28,7 @@ import numpy as np
 
 from Chapter_14_wo_HER import Config as DQNConfig
 from Chapter_14_wo_HER import Episodes, ReplayBuffer, train
-from common.runtime import cli, require
+from common.runtime import cli, require, require_memory
 
 
 @dataclass
@@ -58,6 +58,9 @@ def hindsight_transitions(episodes: Episodes, new_goals: int, rng: np.random.Gen
 
 
 def main(config: Config) -> dict:
+    rows = config.episodes_per_cycle * config.episode_length * config.new_goals  # relabelled per cycle
+    require_memory(rows * (3 * config.num_bits + 16) * 4, "--new-goals' relabelled transitions")
+
     def hindsight(episodes: Episodes, replay_buffer: ReplayBuffer, rng: np.random.Generator) -> None:
         replay_buffer.push(*hindsight_transitions(episodes, config.new_goals, rng))
 

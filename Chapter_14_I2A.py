@@ -57,10 +57,13 @@ from common.runtime import (
     BF16_CHOICES,
     RunConfig,
     RunDir,
+    check_finite,
+    check_ranges,
     cli,
     known,
     repo_path,
     require,
+    require_memory,
     resolve_bf16,
     setup,
     tune_process,
@@ -100,13 +103,14 @@ class Config(RunConfig):
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
         require(self.bf16 in BF16_CHOICES, f"--bf16 {self.bf16!r} is unknown: use auto, on or off")
-        for name in ("num_envs", "num_updates", "num_steps", "rollout_depth", "hidden_size", "frame_cap", "log_every"):
-            require(
-                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
-            )
-        require(0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}")
-        require(self.lr > 0 and self.distil_lr > 0, "--lr and --distil-lr must be positive")
-        require(self.gif_frames >= 0, f"--gif-frames must be >= 0, got {self.gif_frames}")
+        check_ranges(
+            self,
+            positive=("lr", "eps", "max_grad_norm", "distil_lr"),
+            non_negative=("entropy_coef", "value_loss_coef", "distil_coef", "gif_frames"),
+            at_least_1=("num_envs", "num_updates", "num_steps", "rollout_depth", "hidden_size", "frame_cap"),
+            fraction=("gamma", "alpha"),
+        )
+        check_ranges(self, at_least_1=("log_every",))
 
 
 class I2A(OnPolicy):
@@ -261,6 +265,9 @@ def main(config: Config) -> dict:
     device, _ = setup(config)
     if config.tune_process:
         tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    # imagined frames kept for the update: num_actions rollouts per state, ~1 MB of model activations per frame
+    imagined = config.num_envs * config.num_steps * 5 * config.rollout_depth
+    require_memory(imagined * 2**20, "--num-envs x --num-steps x --rollout-depth")
     # a bad model file stops here, before anything is written
     actor_critic, optimizer, distil_policy, distil_optimizer, env_model_path = build_agent(config, device)
     bf16 = actor_critic.imagination.bf16
@@ -276,7 +283,7 @@ def main(config: Config) -> dict:
     rollout.states[0].copy_(torch.from_numpy(state))
     next_imagined = actor_critic.imagination(rollout.states[0])
     stats = EpisodeStats(config.num_envs)
-    losses = []
+    losses, updates = [], 0
 
     start = time.perf_counter()
     progress = tqdm(range(1, config.num_updates + 1), desc="Chapter_14_I2A", unit="update", dynamic_ncols=True)
@@ -346,6 +353,7 @@ def main(config: Config) -> dict:
                     ]
                 )
             )
+            updates = i_update
 
             if i_update % config.log_every == 0 or i_update == config.num_updates:
                 seconds = time.perf_counter() - start
@@ -368,12 +376,17 @@ def main(config: Config) -> dict:
                     seconds=round(seconds, 2),
                 )
                 run.log(**row)
+                check_finite({"loss": m[0], "distillation loss": m[4]}, f"update {i_update}", "try a smaller --lr")
                 losses = []
                 progress.set_postfix(
                     known(
                         ret=f"{row['mean_return_last_100']:.1f}", agree=f"{m[5]:.2f}", fps=f"{row['frames_per_s']:.0f}"
                     )
                 )
+            if run.checkpoint_due():  # every few minutes, the agent so far in the run directory
+                run.save_checkpoint(actor_critic.state_dict(), f"i2a_{config.mode}")
+    except KeyboardInterrupt as error:  # Ctrl+C or a signal: keep what was learnt so far, then stop
+        run.stop(error)
     finally:
         envs.close()
     seconds = time.perf_counter() - start
@@ -387,20 +400,20 @@ def main(config: Config) -> dict:
         title=f"I2A (rollout depth {config.rollout_depth})",
         extra={"distil_agreement": "distil policy agrees with the agent"},
     )
-    if config.gif_frames:
+    if config.gif_frames and not run.stopped:
         actor_critic.eval()
         frames, _ = play_episode(actor_critic, config, device)
         save_gif(frames, run.file("episode.gif"))
-    frames_done = config.num_updates * config.num_steps * config.num_envs
+    frames_done = updates * config.num_steps * config.num_envs
     summary = dict(
         mean_return_last_100=stats.mean_return,
         episodes=len(stats.all_returns),
         frames=frames_done,
-        updates=config.num_updates,
+        updates=updates,
         seconds=round(seconds, 2),
-        frames_per_s=round(frames_done / seconds, 1),
-        updates_per_s=round(config.num_updates / seconds, 3),
-        distil_agreement=run.rows[-1]["distil_agreement"],
+        frames_per_s=round(frames_done / max(seconds, 1e-9), 1),
+        updates_per_s=round(updates / max(seconds, 1e-9), 3),
+        distil_agreement=run.rows[-1]["distil_agreement"] if run.rows else float("nan"),
         mode=config.mode,
         rollout_depth=config.rollout_depth,
         bf16=bf16,

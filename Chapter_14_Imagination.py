@@ -46,15 +46,19 @@ from common.runtime import (
     RunConfig,
     RunDir,
     UsageError,
+    check_finite,
+    check_ranges,
     cli,
     known,
     load_checkpoint,
     load_state,
+    publish_checkpoint,
     repo_path,
     require,
-    save_checkpoint,
+    require_memory,
     setup,
     tune_process,
+    writable_folder,
 )
 from common.vec_env import VEC_ENVS, make_vec_env
 
@@ -99,17 +103,17 @@ class Config(RunConfig):
         super().__post_init__()
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
-        for name in ("num_envs", "num_updates", "frame_cap", "test_steps", "open_loop", "log_every"):
-            require(
-                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
-            )
-        require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
-        require(self.lr > 0 and self.reward_coef >= 0, "--lr must be positive and --reward-coef >= 0")
+        check_ranges(
+            self,
+            positive=("lr",),
+            non_negative=("reward_coef", "eval_every"),
+            at_least_1=("num_envs", "num_updates", "frame_cap", "test_steps", "open_loop", "log_every"),
+        )
         require(self.test_steps > self.open_loop, f"--test-steps must be more than --open-loop ({self.open_loop})")
 
 
 class BasicBlock(nn.Module):
-    """ "Pool and inject" (the frame's global max, tiled back beside it), two convolution paths (a 10x10 one
+    """Pool and inject (the frame's global max, tiled back beside it), two convolution paths (a 10x10 one
     for long range, a 3x3 one for the neighbourhood), merged by a 1x1 convolution and stacked on the input."""
 
     def __init__(self, in_shape, n1: int, n2: int, n3: int):
@@ -263,7 +267,10 @@ def main(config: Config) -> dict:
     if config.tune_process:
         tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
     actor_critic, agent_path = load_actor_critic(config, device)  # before the run directory: a bad agent writes nothing
-    checkpoint = repo_path(config.checkpoint_dir, "checkpoints") / f"env_model_{config.mode}"
+    frames = config.num_envs * (config.test_steps * (1 + config.open_loop) + 1)  # held-out data, open-loop batches
+    require_memory(frames * 2**20, "--num-envs x --test-steps")  # ~1 MB of activations per frame scored at once
+    checkpoint = writable_folder(repo_path(config.checkpoint_dir, "checkpoints"), "--checkpoint-dir")
+    checkpoint = checkpoint / f"env_model_{config.mode}"
     run = RunDir(
         "Chapter_14_Imagination",
         config,
@@ -285,7 +292,7 @@ def main(config: Config) -> dict:
 
     envs = make_envs(config)
     start = time.perf_counter()
-    losses, scores = [], {}
+    losses, scores, updates = [], {}, 0
     progress = tqdm(total=config.num_updates, desc="Chapter_14_Imagination", unit="update", dynamic_ncols=True)
     try:
         games = play_games(envs, config.num_updates, actor_critic, device, config.seed)
@@ -304,7 +311,7 @@ def main(config: Config) -> dict:
             optimizer.step()
             losses.append(torch.stack([loss.detach(), image_loss.detach(), reward_loss.detach()]))
 
-            update = frame_idx + 1
+            update = updates = frame_idx + 1
             progress.update()
             last = update == config.num_updates
             evaluate_now = last or (config.eval_every and update % config.eval_every == 0)
@@ -318,29 +325,42 @@ def main(config: Config) -> dict:
                     row.update({k: v for k, v in scores.items() if k != "transitions"})
                 row["seconds"] = round(time.perf_counter() - start, 2)
                 run.log(**row)
+                check_finite({"loss": mean[0]}, f"update {update}", "try a smaller --lr or --reward-coef")
                 losses = []
                 progress.set_postfix(
                     known(loss=f"{mean[0]:.4f}", pixel=f"{scores.get('pixel_accuracy', float('nan')):.4f}")
                 )
+            if run.checkpoint_due():  # every few minutes, the model so far in the run directory
+                run.save_checkpoint(env_model.state_dict(), checkpoint.name)
+    except KeyboardInterrupt as error:  # Ctrl+C or a signal: keep what was learnt so far, then stop
+        run.stop(error)
     finally:
         envs.close()
         progress.close()
     seconds = time.perf_counter() - start
 
     env_model.eval()
-    open_loop = open_loop_scores(env_model, test_data, config.mode, config.open_loop)
+    open_loop = {} if run.stopped else open_loop_scores(env_model, test_data, config.mode, config.open_loop)
     run.save_checkpoint(env_model.state_dict(), checkpoint.name)
-    save_checkpoint(env_model.state_dict(), checkpoint)
+    if not run.stopped:  # the shared copy, for Chapter_14_I2A.py: only from a run that finished
+        publish_checkpoint(
+            env_model.state_dict(),
+            checkpoint,
+            script="Chapter_14_Imagination.py",
+            trained=f"{updates} updates of {config.num_envs} transitions, seed {config.seed}, agent {agent_path}",
+            result=f"held-out pixel accuracy {scores['pixel_accuracy']:.4f}, reward {scores['reward_accuracy']:.4f}",
+            run_dir=run.path.resolve(),
+        )
     plot_losses(run, config)
     plot_imagined(run, env_model, test_data, config)
 
-    last = open_loop[config.open_loop]
+    last = open_loop.get(config.open_loop, {})
     summary = dict(
         **{k: round(v, 5) if isinstance(v, float) else v for k, v in scores.items()},
         **{f"open_loop_{config.open_loop}_{k}": round(v, 5) if isinstance(v, float) else v for k, v in last.items()},
         open_loop=[dict(step=k, **v) for k, v in open_loop.items()],
-        updates=config.num_updates,
-        transitions_trained=config.num_updates * config.num_envs,
+        updates=updates,
+        transitions_trained=updates * config.num_envs,
         seconds=round(seconds, 2),
         mode=config.mode,
         device=str(device),
@@ -349,10 +369,12 @@ def main(config: Config) -> dict:
     )
     return run.finish(
         summary,
-        f"Chapter_14_Imagination: {config.mode}, {config.num_updates} updates in {seconds:.0f} s; "
-        f"held-out one step: pixel {scores['pixel_accuracy']:.4f}, frame {scores['frame_accuracy']:.3f}, "
-        f"reward {scores['reward_accuracy']:.4f}; {config.open_loop} steps open-loop: "
-        f"pixel {last['pixel_accuracy']:.4f}, frame {last['frame_accuracy']:.3f}",
+        lambda: (
+            f"Chapter_14_Imagination: {config.mode}, {config.num_updates} updates in {seconds:.0f} s; "
+            f"held-out one step: pixel {scores['pixel_accuracy']:.4f}, frame {scores['frame_accuracy']:.3f}, "
+            f"reward {scores['reward_accuracy']:.4f}; {config.open_loop} steps open-loop: "
+            f"pixel {last['pixel_accuracy']:.4f}, frame {last['frame_accuracy']:.3f}"
+        ),
     )
 
 

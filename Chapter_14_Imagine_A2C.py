@@ -34,7 +34,22 @@ from tqdm import tqdm
 
 from common.minipacman import MODES, MiniPacman, save_gif
 from common.rollout import EpisodeStats, RolloutStorage, truncation_values
-from common.runtime import RunConfig, RunDir, cli, known, repo_path, require, save_checkpoint, setup, tune_process
+from common.runtime import (
+    Diverged,
+    RunConfig,
+    RunDir,
+    check_finite,
+    check_ranges,
+    cli,
+    known,
+    publish_checkpoint,
+    repo_path,
+    require,
+    require_memory,
+    setup,
+    tune_process,
+    writable_folder,
+)
 from common.vec_env import VEC_ENVS, make_vec_env
 
 
@@ -62,13 +77,13 @@ class Config(RunConfig):
         super().__post_init__()
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
-        for name in ("num_envs", "num_updates", "num_steps", "frame_cap", "log_every"):
-            require(
-                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
-            )
-        require(0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}")
-        require(self.lr > 0, f"--lr must be positive, got {self.lr}")
-        require(self.gif_frames >= 0, f"--gif-frames must be >= 0, got {self.gif_frames}")
+        check_ranges(
+            self,
+            positive=("lr", "eps", "max_grad_norm"),
+            non_negative=("entropy_coef", "value_loss_coef", "gif_frames"),
+            at_least_1=("num_envs", "num_updates", "num_steps", "frame_cap", "log_every"),
+            fraction=("gamma", "alpha"),
+        )
 
 
 class OnPolicy(nn.Module):
@@ -80,6 +95,8 @@ class OnPolicy(nn.Module):
 
     def act(self, x: torch.Tensor, deterministic: bool = False, **inputs) -> torch.Tensor:
         logit, _ = self.forward(x, **inputs)
+        if not torch.isfinite(logit).all():  # a policy that diverged cannot act (common/runtime.py: Diverged)
+            raise Diverged("the policy's outputs became NaN or infinite: the run diverged; try a smaller --lr")
         if deterministic:
             return logit.argmax(dim=1, keepdim=True)
         return torch.multinomial(F.softmax(logit, dim=1), 1)
@@ -129,7 +146,9 @@ def main(config: Config) -> dict:
     device, _ = setup(config)
     if config.tune_process:
         tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
-    checkpoint = repo_path(config.checkpoint_dir, "checkpoints") / f"actor_critic_{config.mode}"
+    require_memory(config.num_envs * config.num_steps * 2**16, "--num-envs x --num-steps")  # ~64 kB per frame
+    checkpoint = writable_folder(repo_path(config.checkpoint_dir, "checkpoints"), "--checkpoint-dir")
+    checkpoint = checkpoint / f"actor_critic_{config.mode}"
     run = RunDir("Chapter_14_Imagine_A2C", config, device=device, checkpoint=checkpoint.resolve())
 
     envs = make_vec_env(
@@ -145,7 +164,7 @@ def main(config: Config) -> dict:
     state, _ = envs.reset(seed=config.seed)
     rollout.states[0].copy_(torch.from_numpy(state))
     stats = EpisodeStats(config.num_envs)
-    losses = []
+    losses, updates = [], 0
 
     start = time.perf_counter()
     progress = tqdm(range(1, config.num_updates + 1), desc="Chapter_14_Imagine_A2C", unit="update", dynamic_ncols=True)
@@ -190,6 +209,7 @@ def main(config: Config) -> dict:
             optimizer.step()
             rollout.after_update()
             losses.append(torch.stack([loss.detach(), value_loss.detach(), action_loss.detach(), entropy.detach()]))
+            updates = i_update
 
             if i_update % config.log_every == 0 or i_update == config.num_updates:
                 seconds = time.perf_counter() - start
@@ -208,6 +228,7 @@ def main(config: Config) -> dict:
                     seconds=round(seconds, 2),
                 )
                 run.log(**row)
+                check_finite({"loss": row["loss"]}, f"update {i_update}", "try a smaller --lr or --max-grad-norm")
                 losses = []
                 progress.set_postfix(
                     known(
@@ -216,24 +237,36 @@ def main(config: Config) -> dict:
                         fps=f"{row['frames_per_s']:.0f}",
                     )
                 )
+            if run.checkpoint_due():  # every few minutes, the agent so far in the run directory
+                run.save_checkpoint(actor_critic.state_dict(), checkpoint.name)
+    except KeyboardInterrupt as error:  # Ctrl+C or a signal: keep what was learnt so far, then stop
+        run.stop(error)
     finally:
         envs.close()
     seconds = time.perf_counter() - start
 
+    frames_done = updates * config.num_steps * config.num_envs
     run.save_checkpoint(actor_critic.state_dict(), checkpoint.name)
-    save_checkpoint(actor_critic.state_dict(), checkpoint)
+    if not run.stopped:  # the shared copy, for Chapter_14_Imagination.py: only from a run that finished
+        publish_checkpoint(
+            actor_critic.state_dict(),
+            checkpoint,
+            script="Chapter_14_Imagine_A2C.py",
+            trained=f"{updates} updates, {frames_done} frames, seed {config.seed}",
+            result=f"mean return {stats.mean_return:.1f} over the last 100 episodes",
+            run_dir=run.path.resolve(),
+        )
     plot_learning_curve(run, stats.all_returns, config)
-    if config.gif_frames:
+    if config.gif_frames and not run.stopped:
         frames, gif_return = play_episode(actor_critic, config, device)
         save_gif(frames, run.file("episode.gif"))
-    frames_done = config.num_updates * config.num_steps * config.num_envs
     summary = dict(
         mean_return_last_100=stats.mean_return,
         episodes=len(stats.all_returns),
         frames=frames_done,
-        updates=config.num_updates,
+        updates=updates,
         seconds=round(seconds, 2),
-        frames_per_s=round(frames_done / seconds, 1),
+        frames_per_s=round(frames_done / max(seconds, 1e-9), 1),
         mode=config.mode,
         device=str(device),
         seed=config.seed,

@@ -48,7 +48,17 @@ from cherry.algorithms import a2c
 from torch.distributions import Normal
 from tqdm import tqdm
 
-from common.runtime import RunConfig, RunDir, cli, require, setup, tune_process
+from common.runtime import (
+    Diverged,
+    RunConfig,
+    RunDir,
+    check_finite,
+    check_ranges,
+    cli,
+    require_memory,
+    setup,
+    tune_process,
+)
 
 EPSILON = 1e-6
 
@@ -70,16 +80,13 @@ class Config(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("num_iterations", "meta_bsz", "adapt_bsz", "eval_tasks"):
-            value = getattr(self, name)
-            require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        require(
-            self.adapt_steps >= 0,
-            f"--adapt-steps must be >= 0 (0 trains the policy without adaptation), got {self.adapt_steps}",
+        check_ranges(
+            self,
+            positive=("adapt_lr", "meta_lr", "gamma"),
+            non_negative=("adapt_steps",),  # 0 trains the policy without adaptation
+            at_least_1=("num_iterations", "meta_bsz", "adapt_bsz", "eval_tasks", "eval_steps"),
+            fraction=("gamma", "tau"),
         )
-        require(self.eval_steps >= 1, f"--eval-steps must be at least 1, got {self.eval_steps}")
-        require(self.adapt_lr > 0 and self.meta_lr > 0, "--adapt-lr and --meta-lr must be positive")
-        require(0 < self.gamma <= 1 and 0 <= self.tau <= 1, "--gamma must be in (0, 1] and --tau in [0, 1]")
 
 
 def linear_init(module: nn.Module) -> nn.Module:
@@ -104,6 +111,8 @@ class DiagNormalPolicy(nn.Module):
 
     def density(self, state: torch.Tensor) -> Normal:
         loc = self.mean(state)
+        if not torch.isfinite(loc).all():  # a policy that diverged cannot act (common/runtime.py: Diverged)
+            raise Diverged("the policy's outputs became NaN or infinite: the run diverged; try a smaller --meta-lr")
         scale = torch.exp(torch.clamp(self.sigma, min=math.log(EPSILON)))
         return Normal(loc=loc, scale=scale)
 
@@ -238,38 +247,49 @@ def main(config: Config) -> dict:
     device, _ = setup(config)
     if config.tune_process:
         tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    steps = config.meta_bsz * (config.adapt_steps + 1) * config.adapt_bsz * MAX_STEPS  # kept for the outer step
+    require_memory(steps * 2**12, "--meta-bsz x --adapt-bsz x --adapt-steps")  # ~4 kB of graph per step
     run = RunDir("Chapter_14_MetaSGD-VPG", config, device=device)
     train_tasks = task_sampler(config.seed)
     test_tasks = task_sampler(10**6 + config.seed).sample_tasks(config.eval_tasks)
     runner = LockstepRunner(config.adapt_bsz, device)  # the book: ch.envs.Runner over 2 subprocess envs
     _, meta_learner, baseline, opt = make_learners(config, device)
 
-    start = time.perf_counter()
+    start, iterations = time.perf_counter(), 0
     tqdm_bar = tqdm(range(1, config.num_iterations + 1), desc="Chapter_14_MetaSGD-VPG", unit="it", dynamic_ncols=True)
-    for iteration in tqdm_bar:
-        row = meta_step(meta_learner, opt, train_tasks.sample_tasks(config.meta_bsz), runner, baseline, config)
-        run.log(
-            iteration=iteration,
-            **{k: round(v, 6) for k, v in row.items()},
-            seconds=round(time.perf_counter() - start, 2),
-        )
-        tqdm_bar.set_postfix(
-            before=f"{row['return_before']:.1f}",
-            after=f"{row['return_after']:.1f}",
-            lr=f"{row['mean_adapt_lr']:.3f}",
-            std=f"{row['policy_std']:.3f}",
-        )
+    try:
+        for iteration in tqdm_bar:
+            row = meta_step(meta_learner, opt, train_tasks.sample_tasks(config.meta_bsz), runner, baseline, config)
+            run.log(
+                iteration=iteration,
+                **{k: round(v, 6) for k, v in row.items()},
+                seconds=round(time.perf_counter() - start, 2),
+            )
+            check_finite(row, f"iteration {iteration}", "try a smaller --meta-lr or --adapt-lr")
+            tqdm_bar.set_postfix(
+                before=f"{row['return_before']:.1f}",
+                after=f"{row['return_after']:.1f}",
+                lr=f"{row['mean_adapt_lr']:.3f}",
+                std=f"{row['policy_std']:.3f}",
+            )
+            iterations = iteration
+            if run.checkpoint_due():  # every few minutes, the meta-learner so far in the run directory
+                run.save_checkpoint(meta_learner.state_dict(), "meta_learner.pt")
+    except KeyboardInterrupt as error:  # Ctrl+C or a signal: keep what was learnt so far, then stop
+        run.stop(error)
     seconds = time.perf_counter() - start
-    returns, kept = evaluate(meta_learner, runner, baseline, test_tasks, config)
     run.save_checkpoint(meta_learner.state_dict(), "meta_learner.pt")
     plot_learning_curve(run, config)
-    plot_trajectories(run, kept, config)
-    means = returns.mean(0)
-    ci95 = 1.96 * returns.std(0, ddof=1) / math.sqrt(len(returns)) if len(returns) > 1 else np.zeros_like(means)
-    summary = {f"return_after_{k}_steps": round(float(means[k]), 3) for k in range(config.eval_steps + 1)}
-    summary.update({f"return_after_{k}_steps_ci95": round(float(ci95[k]), 3) for k in range(config.eval_steps + 1)})
+    summary = {}
+    if not run.stopped:  # the final test on fresh tasks
+        returns, kept = evaluate(meta_learner, runner, baseline, test_tasks, config)
+        plot_trajectories(run, kept, config)
+        means = returns.mean(0)
+        ci95 = 1.96 * returns.std(0, ddof=1) / math.sqrt(len(returns)) if len(returns) > 1 else np.zeros_like(means)
+        summary = {f"return_after_{k}_steps": round(float(means[k]), 3) for k in range(config.eval_steps + 1)}
+        summary.update({f"return_after_{k}_steps_ci95": round(float(ci95[k]), 3) for k in range(config.eval_steps + 1)})
     summary.update(
-        iterations=config.num_iterations,
+        iterations=iterations,
         seconds=round(seconds, 2),
         eval_tasks=config.eval_tasks,
         episodes_per_step=config.adapt_bsz,
@@ -277,10 +297,12 @@ def main(config: Config) -> dict:
         device=str(device),
         seed=config.seed,
     )
-    table = ", ".join(f"{k}: {means[k]:.1f}" for k in range(config.eval_steps + 1))
+    table = ", ".join(
+        f"{k}: {summary.get(f'return_after_{k}_steps', float('nan')):.1f}" for k in range(config.eval_steps + 1)
+    )
     return run.finish(
         summary,
-        f"Chapter_14_MetaSGD-VPG: {config.num_iterations} iterations in {seconds:.0f} s; mean return per episode on "
+        f"Chapter_14_MetaSGD-VPG: {iterations} iterations in {seconds:.0f} s; mean return per episode on "
         f"{config.eval_tasks} fresh tasks after 0..{config.eval_steps} adaptation steps: {table}",
     )
 

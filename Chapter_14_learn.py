@@ -44,7 +44,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.runtime import RunConfig, RunDir, UsageError, cli, known, repo_path, require, setup, tune_process
+from common.runtime import (
+    RunConfig,
+    RunDir,
+    UsageError,
+    check_finite,
+    check_ranges,
+    cli,
+    known,
+    repo_path,
+    require,
+    require_memory,
+    setup,
+    tune_process,
+)
 
 
 @dataclass
@@ -68,15 +81,12 @@ class Config(RunConfig):
         super().__post_init__()
         require(self.dataset in ("mnist", "digits"), f"--dataset {self.dataset!r} is unknown: use mnist or digits")
         require(self.ways >= 2, f"--ways must be at least 2, got {self.ways}")
-        require(self.shots >= 1, f"--shots must be at least 1, got {self.shots}")
-        require(self.query >= 0, f"--query must be >= 0 (0 means as many as shots), got {self.query}")
-        require(self.fas >= 0, f"--fas must be >= 0, got {self.fas}")
-        for name in ("iterations", "tps", "eval_tasks", "log_every"):
-            require(
-                getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
-            )
-        require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
-        require(self.lr > 0 and self.maml_lr > 0, "--lr and --maml-lr must be positive")
+        check_ranges(
+            self,
+            positive=("lr", "maml_lr"),
+            non_negative=("query", "fas", "eval_every"),  # query 0: as many as shots
+            at_least_1=("shots", "iterations", "tps", "eval_tasks", "log_every"),
+        )
         require(not self.data_path.is_file(), f"--data-dir {self.data_dir} is a file: give a directory")
 
     @property
@@ -177,6 +187,8 @@ def main(config: Config) -> dict:
     train_tasks = TaskSampler(train_labels, config.ways, config.shots, config.query_shots, "training")
     test_sampler = TaskSampler(test_labels, config.ways, config.shots, config.query_shots, "test")
     test_tasks = fixed_tasks(test_sampler, config.eval_tasks, seed=10**6 + config.seed, device=device)
+    images = config.tps * config.ways * (config.shots + config.query_shots) * (config.fas + 1)  # in one graph
+    require_memory(images * 2**20, "--tps x --ways x --shots x --fas")  # ~1 MB of activations per image
     run = RunDir("Chapter_14_learn", config, device=device, data_dir=config.data_path.resolve())
 
     model = Net(config.ways).to(device)
@@ -184,44 +196,52 @@ def main(config: Config) -> dict:
     opt = torch.optim.Adam(meta_model.parameters(), lr=config.lr)
     loss_func = nn.NLLLoss(reduction="sum")
 
-    start = time.perf_counter()
+    start, iterations = time.perf_counter(), 0
     errors, accuracies, test = [], [], {}
     tqdm_bar = tqdm(range(1, config.iterations + 1), desc="Chapter_14_learn", unit="it", dynamic_ncols=True)
-    for iteration in tqdm_bar:
-        tasks = (gather(train_images, *train_tasks.sample(), device) for _ in range(config.tps))
-        iteration_error, iteration_acc = meta_step(meta_model, opt, tasks, loss_func, config.fas)
+    try:
+        for iteration in tqdm_bar:
+            tasks = (gather(train_images, *train_tasks.sample(), device) for _ in range(config.tps))
+            iteration_error, iteration_acc = meta_step(meta_model, opt, tasks, loss_func, config.fas)
 
-        errors.append(iteration_error)
-        accuracies.append(iteration_acc)
-        evaluate_now = iteration == config.iterations or (config.eval_every and iteration % config.eval_every == 0)
-        if evaluate_now:
-            test = meta_test(meta_model, test_images, test_tasks, config, loss_func)
-        if evaluate_now or iteration % config.log_every == 0:
-            row = dict(
-                iteration=iteration,
-                loss=float(torch.stack(errors).mean()),
-                train_accuracy=float(torch.stack(accuracies).mean()),
-            )
+            errors.append(iteration_error)
+            accuracies.append(iteration_acc)
+            evaluate_now = iteration == config.iterations or (config.eval_every and iteration % config.eval_every == 0)
             if evaluate_now:
-                row.update(test)
-            row["seconds"] = round(time.perf_counter() - start, 2)
-            run.log(**row)
-            errors, accuracies = [], []
-            tqdm_bar.set_postfix(
-                known(
-                    loss=f"{row['loss']:.3f}",
-                    acc=f"{row['train_accuracy']:.3f}",
-                    test=f"{test.get('meta_test_accuracy', float('nan')):.3f}",  # after the first meta-test
+                test = meta_test(meta_model, test_images, test_tasks, config, loss_func)
+            if evaluate_now or iteration % config.log_every == 0:
+                row = dict(
+                    iteration=iteration,
+                    loss=float(torch.stack(errors).mean()),
+                    train_accuracy=float(torch.stack(accuracies).mean()),
                 )
-            )
+                if evaluate_now:
+                    row.update(test)
+                row["seconds"] = round(time.perf_counter() - start, 2)
+                run.log(**row)
+                check_finite({"loss": row["loss"]}, f"iteration {iteration}", "try a smaller --lr or --maml-lr")
+                errors, accuracies = [], []
+                tqdm_bar.set_postfix(
+                    known(
+                        loss=f"{row['loss']:.3f}",
+                        acc=f"{row['train_accuracy']:.3f}",
+                        test=f"{test.get('meta_test_accuracy', float('nan')):.3f}",  # after the first meta-test
+                    )
+                )
+            iterations = iteration
+            if run.checkpoint_due():  # every few minutes, the meta-model so far in the run directory
+                run.save_checkpoint(model.state_dict(), "meta_model.pt")
+    except KeyboardInterrupt as error:  # Ctrl+C or a signal: keep what was learnt so far, then stop
+        run.stop(error)
     seconds = time.perf_counter() - start
 
     run.save_checkpoint(model.state_dict(), "meta_model.pt")
     plot_learning_curve(run, config)
-    plot_task(run, meta_model, test_images, test_tasks[0], config, loss_func)
+    if not run.stopped:
+        plot_task(run, meta_model, test_images, test_tasks[0], config, loss_func)
     summary = dict(
         **test,
-        iterations=config.iterations,
+        iterations=iterations,
         seconds=round(seconds, 2),
         dataset=config.dataset,
         ways=config.ways,
@@ -233,9 +253,12 @@ def main(config: Config) -> dict:
     )
     return run.finish(
         summary,
-        f"Chapter_14_learn: {config.ways}-way {config.shots}-shot {config.dataset}, {config.iterations} iterations in "
-        f"{seconds:.0f} s: meta-test accuracy {test['meta_test_accuracy']:.3f} +- {test['meta_test_ci95']:.3f} after "
-        f"{config.fas} steps ({test['meta_test_accuracy_before_adaptation']:.3f} before), {config.eval_tasks} tasks",
+        lambda: (
+            f"Chapter_14_learn: {config.ways}-way {config.shots}-shot {config.dataset}, "
+            f"{config.iterations} iterations in {seconds:.0f} s: "
+            f"meta-test accuracy {test['meta_test_accuracy']:.3f} +- {test['meta_test_ci95']:.3f} after {config.fas} "
+            f"steps ({test['meta_test_accuracy_before_adaptation']:.3f} before), {config.eval_tasks} tasks"
+        ),
     )
 
 
@@ -252,16 +275,23 @@ def load_mnist(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]
     from torchvision.datasets import MNIST
 
     raw = Path(data_dir) / "MNIST" / "raw"
-    if not all((raw / name).exists() or (raw / f"{name}.gz").exists() for name in MNIST_FILES):
+    present = all((raw / name).exists() or (raw / f"{name}.gz").exists() for name in MNIST_FILES)
+    made = [p for p in (Path(data_dir), raw.parent, raw) if not p.exists()]  # folders a failed download leaves
+    fix = f"put the four MNIST files ({', '.join(MNIST_FILES)}, .gz or not) in {raw}, or use --dataset digits"
+    if not present:
         print(f"downloading MNIST into {raw} ...", flush=True)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             mnist = MNIST(data_dir, train=train, download=True)  # no download when the files are there
-    except Exception as error:  # no internet, a proxy, a broken mirror...
-        raise UsageError(
-            f"MNIST is not in {raw} and could not be downloaded ({type(error).__name__}): put the four MNIST files "
-            f"({', '.join(MNIST_FILES)}, .gz or not) in {raw}, or run offline with --dataset digits"
-        ) from None
+    except Exception as error:  # no internet, a proxy, a broken mirror; or damaged files
+        if present:
+            raise UsageError(f"the MNIST files in {raw} cannot be read ({type(error).__name__}): {fix}") from None
+        for folder in reversed(made):  # leave no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise UsageError(f"MNIST is not in {raw} and could not be downloaded ({type(error).__name__}): {fix}") from None
+    if tuple(mnist.data.shape[1:]) != (28, 28) or len(mnist.data) != len(mnist.targets):
+        raise UsageError(f"the MNIST files in {raw} hold {tuple(mnist.data.shape)} images, not 28x28 ones: {fix}")
     images = mnist.data.float().div(255).sub(0.1307).div(0.3081)  # the book's normalisation
     return images.unsqueeze(1), mnist.targets.long()
 

@@ -32,7 +32,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.runtime import RunConfig, RunDir, cli, known, require, setup, tune_process
+from common.runtime import (
+    RunConfig,
+    RunDir,
+    check_finite,
+    check_ranges,
+    cli,
+    known,
+    require,
+    require_memory,
+    setup,
+    tune_process,
+)
 
 
 @dataclass
@@ -55,24 +66,22 @@ class Config(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.num_bits >= 1, f"--num-bits must be at least 1, got {self.num_bits}")
-        require(self.max_frames >= 1, f"--max-frames must be at least 1, got {self.max_frames}")
-        require(self.max_steps >= 0, f"--max-steps must be >= 0 (0 means num_bits), got {self.max_steps}")
-        for name in (
-            "batch_size",
-            "episodes_per_cycle",
-            "cycles_per_epoch",
-            "buffer_size",
-            "hidden_size",
-            "eval_episodes",
-        ):
-            value = getattr(self, name)
-            require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        require(self.updates_per_cycle >= 0, f"--updates-per-cycle must be >= 0, got {self.updates_per_cycle}")
-        require(0.0 <= self.gamma <= 1.0, f"--gamma must be in [0, 1], got {self.gamma}")
-        require(0.0 <= self.epsilon <= 1.0, f"--epsilon must be in [0, 1], got {self.epsilon}")
-        require(self.lr > 0, f"--lr must be positive, got {self.lr}")
-        require(0.0 <= self.tau <= 1.0, f"--tau must be in [0, 1], got {self.tau}")
+        check_ranges(
+            self,
+            positive=("lr",),
+            non_negative=("max_steps", "updates_per_cycle"),
+            at_least_1=("num_bits", "max_frames", "batch_size", "episodes_per_cycle", "cycles_per_epoch"),
+            fraction=("gamma", "epsilon", "tau"),
+        )
+        check_ranges(self, at_least_1=("buffer_size", "hidden_size", "eval_episodes"))
+        require(
+            self.batch_size <= self.buffer_size,
+            f"--batch-size {self.batch_size} is larger than --buffer-size {self.buffer_size}: no minibatch to draw",
+        )
+        require(
+            self.episode_length <= self.max_frames,
+            f"--max-steps {self.max_steps}: an episode longer than --max-frames {self.max_frames} never ends in budget",
+        )
 
     @property
     def episode_length(self) -> int:
@@ -282,6 +291,7 @@ def train(config: Config, hindsight=None, script: str = "Chapter_14_wo_HER") -> 
     device, rng = setup(config)
     if config.tune_process:
         tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
+    require_memory(config.buffer_size * (3 * config.num_bits + 16), "--buffer-size's replay buffer")
     run = RunDir(script, config, device=device)
 
     env = Env(config.num_bits, config.episode_length, num_envs=config.episodes_per_cycle, seed=config.seed)
@@ -294,49 +304,54 @@ def train(config: Config, hindsight=None, script: str = "Chapter_14_wo_HER") -> 
     successes, returns, losses = [], [], []
     start = time.perf_counter()
     progress = tqdm(total=config.max_frames, unit="frame", dynamic_ncols=True, desc=script)
-    while frames < config.max_frames:
-        episodes = play_episodes(env, model, config.epsilon, rng)
-        replay_buffer.push(*episodes.transitions())
-        if hindsight is not None:
-            hindsight(episodes, replay_buffer, rng)
+    try:
+        while frames < config.max_frames:
+            episodes = play_episodes(env, model, config.epsilon, rng)
+            replay_buffer.push(*episodes.transitions())
+            if hindsight is not None:
+                hindsight(episodes, replay_buffer, rng)
 
-        for _ in range(config.updates_per_cycle):
-            loss = compute_td_error(model, target_model, optimizer, replay_buffer, config.batch_size, config.gamma)
-            if loss is not None:
-                losses.append(loss)
-                gradient_steps += 1
-        update_target(target_model, model, config.tau)
+            for _ in range(config.updates_per_cycle):
+                loss = compute_td_error(model, target_model, optimizer, replay_buffer, config.batch_size, config.gamma)
+                if loss is not None:
+                    losses.append(loss)
+                    gradient_steps += 1
+            update_target(target_model, model, config.tau)
 
-        cycle += 1
-        frames += episodes.frames
-        successes.extend(episodes.success)
-        returns.extend(episodes.returns)
-        progress.update(min(episodes.frames, config.max_frames - progress.n))
+            cycle += 1
+            frames += episodes.frames
+            successes.extend(episodes.success)
+            returns.extend(episodes.returns)
+            progress.update(min(episodes.frames, config.max_frames - progress.n))
 
-        if cycle % config.cycles_per_epoch == 0 or frames >= config.max_frames:
-            epoch += 1
-            eval_success, eval_return = evaluate(model, config, config.eval_episodes, seed=10**6 + epoch)
-            row = dict(
-                epoch=epoch,
-                frames=frames,
-                episodes=cycle * config.episodes_per_cycle,
-                gradient_steps=gradient_steps,
-                success_rate=float(np.mean(successes)),
-                mean_return=float(np.mean(returns)),
-                td_loss=float(torch.stack(losses).mean()) if losses else float("nan"),
-                greedy_success_rate=eval_success,
-                seconds=round(time.perf_counter() - start, 2),
-            )
-            run.log(**row)
-            progress.set_postfix(
-                known(
-                    success=f"{row['success_rate']:.2f}",
-                    greedy=f"{eval_success:.2f}",
-                    ret=f"{row['mean_return']:.1f}",
-                    loss=f"{row['td_loss']:.3f}",
+            if cycle % config.cycles_per_epoch == 0 or frames >= config.max_frames:
+                epoch += 1
+                eval_success, eval_return = evaluate(model, config, config.eval_episodes, seed=10**6 + epoch)
+                row = dict(
+                    epoch=epoch,
+                    frames=frames,
+                    episodes=cycle * config.episodes_per_cycle,
+                    gradient_steps=gradient_steps,
+                    success_rate=float(np.mean(successes)),
+                    mean_return=float(np.mean(returns)),
+                    td_loss=float(torch.stack(losses).mean()) if losses else float("nan"),
+                    greedy_success_rate=eval_success,
+                    seconds=round(time.perf_counter() - start, 2),
                 )
-            )
-            successes, returns, losses = [], [], []
+                run.log(**row)
+                if losses:
+                    check_finite({"TD loss": row["td_loss"]}, f"epoch {epoch}", "try a smaller --lr")
+                progress.set_postfix(
+                    known(
+                        success=f"{row['success_rate']:.2f}",
+                        greedy=f"{eval_success:.2f}",
+                        ret=f"{row['mean_return']:.1f}",
+                        loss=f"{row['td_loss']:.3f}",
+                    )
+                )
+                successes, returns, losses = [], [], []
+    except KeyboardInterrupt as error:  # Ctrl+C or a signal: finish with what was learnt so far
+        run.stop(error)
     progress.close()
     seconds = time.perf_counter() - start
 

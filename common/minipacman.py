@@ -296,11 +296,19 @@ gym.register(id="MiniPacman-v0", entry_point="common.minipacman:MiniPacman")
 
 
 def save_gif(frames: list[np.ndarray], path, fps: int = 8) -> None:
-    """Write RGB uint8 frames (from `render()`) as an animated GIF."""
+    """Write RGB uint8 frames (from `render()`) as an animated GIF, atomically (never half a GIF)."""
     from PIL import Image
 
+    from common.runtime import atomic_write
+
     images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    atomic_write(
+        path,
+        lambda f: images[0].save(
+            f, format="GIF", save_all=True, append_images=images[1:], duration=1000 // fps, loop=0
+        ),
+        binary=True,
+    )
 
 
 def episode_returns(

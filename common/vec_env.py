@@ -13,10 +13,14 @@ cheap environment on few cores (bench/a2c_speed.py).
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 from collections.abc import Callable
+from functools import partial
 
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.vector.async_vector_env import AsyncState
 
 VEC_ENVS = ("subproc", "sync")
 
@@ -25,7 +29,24 @@ class SubprocVecEnv(AsyncVectorEnv):
     """`num_envs` environments, each in its own process, reset inside the step that ends their episode."""
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]], context: str | None = None):
+        env_fns = [partial(quiet_worker, env_fn) for env_fn in env_fns]
         super().__init__(env_fns, autoreset_mode=AutoresetMode.SAME_STEP, context=context)
+
+    def close_extras(self, timeout: float | None = None, terminate: bool = False) -> None:
+        if self._state != AsyncState.DEFAULT:  # stopped in the middle of a step (Ctrl+C): its answers are lost
+            self._state, terminate = AsyncState.DEFAULT, True
+        super().close_extras(timeout, terminate)
+
+
+def quiet_worker(env_fn: Callable[[], gym.Env]) -> gym.Env:
+    """Runs in each worker process before its environment is made: Ctrl+C and a hangup, which reach the whole
+    terminal's process group, are left to the main process, which closes the workers itself; SIGTERM ends a
+    worker at once, without the main process's handler (inherited through fork) and its traceback."""
+    if multiprocessing.parent_process() is not None:  # a worker (AsyncVectorEnv also makes one env in the main process)
+        for signum in (signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return env_fn()
 
 
 def make_vec_env(env_fns: list[Callable[[], gym.Env]], kind: str = "subproc") -> gym.vector.VectorEnv:

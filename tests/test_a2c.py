@@ -216,7 +216,7 @@ def test_same_seed_same_numbers(tmp_path):
                 gif_frames=0,
                 device="cpu",
                 run_dir=str(tmp_path / name),
-                checkpoint_dir=str(tmp_path / name / "ck"),
+                checkpoint_dir=str(tmp_path / f"{name}-ck"),
             )
         )
         rows = (tmp_path / name / "metrics.csv").read_text().splitlines()
@@ -251,7 +251,7 @@ def test_every_mode_trains(mode, tmp_path):
             log_every=5,
             gif_frames=3,
             device="cpu",
-            run_dir=str(tmp_path),
+            run_dir=str(tmp_path / "run"),
             checkpoint_dir=str(tmp_path / "ck"),
         )
     )

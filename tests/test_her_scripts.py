@@ -116,10 +116,12 @@ def test_ctrl_c_leaves_only_complete_files(tmp_path):
                 process.kill()
     err = (logs / "stderr").read_text()
     assert process.returncode == 130, err[-2000:]
-    assert "interrupted" in err
+    assert "interrupted (SIGINT)" in err.strip().splitlines()[-1] and str(run_dir) in err
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["config.json", "metrics.csv"], names  # no temporary files, nothing half-written
+    # what was learnt so far, no temporary files, nothing half-written
+    assert names == ["config.json", "learning_curve.png", "metrics.csv", "summary.json"], names
     json.loads((run_dir / "config.json").read_text())
+    assert json.loads((run_dir / "summary.json").read_text())["interrupted"] is True
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert rows and all(len(row) == len(rows[0]) and None not in row.values() for row in rows)
 

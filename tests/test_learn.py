@@ -219,6 +219,7 @@ def test_mnist_that_cannot_be_downloaded(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
     with pytest.raises(learn.UsageError, match=r"MNIST is not in .*raw and could not be downloaded.*--dataset digits"):
         learn.load_mnist(str(tmp_path / "empty"), train=True)
+    assert not (tmp_path / "empty").exists()  # no empty data/MNIST/raw left behind
 
 
 def test_labels_are_given_to_classes_at_random_in_each_task(mnist_dir):
