@@ -22,7 +22,8 @@ BOOK_CHECKPOINTS = Path(os.environ.get("CH14_BOOK_CHECKPOINTS", ROOT.parent / "s
 
 def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python <name> <args>` the way a reader does; output captured as text."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     return subprocess.run(
         [sys.executable, str(ROOT / name), *args],
         cwd=cwd or ROOT,
