@@ -14,8 +14,8 @@ Run it:
     python Chapter_14_HER.py --num-bits 30 --max-frames 1500000
     python Chapter_14_HER.py --help                # every hyperparameter
 
-Time of the default run: about 50 s on a 2-core CPU (44 s of training, measured; README); no GPU time
-measured yet, and a network this small has little to gain there.
+Time of the default run: about 45 s on a 2-core CPU. A network this small is slower on a GPU (about 3.5 minutes
+on an H200 shared with other runs; docs/speed.md): use --device cpu there.
 Writes (under runs/Chapter_14_HER/<date-time>/ or --run-dir): config.json, metrics.csv (one row per epoch:
 success rate, mean return, TD loss, greedy success), learning_curve.png, summary.json.
 """

@@ -19,8 +19,7 @@ Run it (after `python Chapter_14_Imagine_A2C.py`, which writes checkpoints/actor
     python Chapter_14_Imagination.py --actor-critic <the book's actor_critic_regular>  # docs/install.md
     python Chapter_14_Imagination.py --help
 
-Time of the default run: about 4.5 minutes on a 2-core CPU (254 s measured, one thread, beside another job;
-README); no GPU time measured yet.
+Time of the default run: about 4 minutes on a 2-core CPU, about 1 minute on a GPU (an H200 shared with other runs).
 Writes (under runs/Chapter_14_Imagination/<date-time>/ or --run-dir): config.json, metrics.csv (every
 `log_every` updates: losses; every `eval_every`: held-out accuracies), loss_curve.png, imagined.png (imagined
 against actual frames over several steps, open loop), env_model_<mode> (the state_dict, also copied to

@@ -12,7 +12,8 @@ Run it:
     python Chapter_14_Imagine_A2C.py --mode hunt --num-updates 2000
     python Chapter_14_Imagine_A2C.py --help
 
-Time of the default run: about 4.5 minutes on a 2-core CPU; no GPU time measured yet.
+Time of the default run: about 4 minutes on a 2-core CPU. The network is small: on a GPU it ran slower (about 10
+minutes on an H200 shared with other runs; docs/speed.md), so use --device cpu there.
 Writes (under runs/Chapter_14_Imagine_A2C/<date-time>/ or --run-dir): config.json, metrics.csv (every
 `log_every` updates: mean return and length of the last 100 finished episodes, losses, entropy, frames per
 second), learning_curve.png, episode.gif (the trained agent playing one episode), actor_critic_<mode> (the

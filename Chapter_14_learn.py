@@ -19,8 +19,7 @@ Run it:
     python Chapter_14_learn.py --ways 3 --shots 5 --iterations 300
     python Chapter_14_learn.py --help
 
-Time of the default run (--dataset digits): about 17 minutes on a 2-core CPU (994 s measured, 1.0 s per
-iteration with the meta-tests, beside another run; README); no GPU time measured yet.
+Time of the default run (--dataset digits): about 17 minutes on a 2-core CPU; no GPU time measured yet.
 Writes (under runs/Chapter_14_learn/<date-time>/ or --run-dir): config.json, metrics.csv (every
 `log_every` iterations: loss, accuracy; meta-test accuracy, its CI and the accuracy before adaptation when
 evaluated), learning_curve.png, meta_test_task.png (one meta-test task: adaptation images, evaluation images,

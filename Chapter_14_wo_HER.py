@@ -14,8 +14,8 @@ Run it:
     python Chapter_14_wo_HER.py --num-bits 8 --max-frames 50000 --device cpu
     python Chapter_14_wo_HER.py --help           # every hyperparameter
 
-Time of the default run: about 35 s on a 2-core CPU (31 s of training, measured; README); no GPU time measured
-yet, and a network this small has little to gain there.
+Time of the default run: about 30 s on a 2-core CPU. A network this small is slower on a GPU (about 3 minutes on
+an H200 shared with other runs; docs/speed.md): use --device cpu there.
 Writes (under runs/Chapter_14_wo_HER/<date-time>/ or --run-dir): config.json, metrics.csv (one row per
 epoch: success rate, mean return, TD loss, greedy success), learning_curve.png, summary.json.
 """

@@ -295,13 +295,36 @@ class MiniPacman(gym.Env):
 gym.register(id="MiniPacman-v0", entry_point="common.minipacman:MiniPacman")
 
 
-def save_gif(frames: list[np.ndarray], path, fps: int = 8) -> None:
-    """Write RGB uint8 frames (from `render()`) as an animated GIF, atomically (never half a GIF)."""
-    from PIL import Image
+COLOUR_KEY = (
+    ("pacman", PACMAN),
+    ("ghost", GHOST),
+    ("edible ghost", (1.0, 0.5, 0.0)),
+    ("power pill", PILL),
+    ("food", FOOD),
+    ("wall", WALL),
+)
+
+
+def save_gif(frames: list[np.ndarray], path, fps: int = 8, scale: int = 2) -> None:
+    """Write RGB uint8 frames (from `render()`) as an animated GIF, `scale` times larger, with a colour key under
+    the maze; atomically (never half a GIF)."""
+    from PIL import Image, ImageDraw
 
     from common.runtime import atomic_write
 
-    images = [Image.fromarray(frame) for frame in frames]
+    height, width = frames[0].shape[0] * scale, frames[0].shape[1] * scale
+    key = Image.new("RGB", (width, 14 * ((len(COLOUR_KEY) + 1) // 2) + 4), (40, 40, 40))
+    draw = ImageDraw.Draw(key)
+    for i, (name, colour) in enumerate(COLOUR_KEY):
+        x, y = 4 + (i % 2) * width // 2, 4 + (i // 2) * 14
+        draw.rectangle((x, y, x + 9, y + 9), fill=tuple(int(255 * c) for c in colour))
+        draw.text((x + 14, y - 1), name, fill=(230, 230, 230))
+    images = []
+    for frame in frames:
+        image = Image.new("RGB", (width, height + key.height))
+        image.paste(Image.fromarray(frame).resize((width, height), Image.NEAREST), (0, 0))
+        image.paste(key, (0, height))
+        images.append(image)
     atomic_write(
         path,
         lambda f: images[0].save(

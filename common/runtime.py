@@ -605,6 +605,7 @@ class RunDir:
         """Save a matplotlib figure as PNG atomically, then close it (it stays open only with --show)."""
         import matplotlib.pyplot as plt
 
+        tidy_axes(fig)
         path = atomic_write(
             self.file(name), lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True
         )
@@ -642,6 +643,34 @@ def new_run_dir(parent: Path) -> Path:
             return path
         except FileExistsError:
             n += 1
+
+
+def tidy_axes(fig) -> None:
+    """Plots that stay readable for short runs and long ones: at most six ticks on an axis, no offset notation, a
+    nearly flat curve not blown up into noise, and a note in a panel with fewer than two points to draw."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:
+        if ax.images:  # pictures (imagined frames, digits): no ticks to tidy
+            continue
+        for line in ax.lines:
+            if len(line.get_xdata()) < 20 and line.get_marker() in (None, "", "None"):
+                line.set_marker("o")  # a few points: visible each, even a single one
+                line.set_markersize(3)
+        points = max((len(line.get_xdata()) for line in ax.lines), default=0)
+        points += sum(len(collection.get_offsets()) for collection in ax.collections)
+        if points < 2:
+            ax.text(
+                0.5, 0.5, "too short a run for a curve", transform=ax.transAxes, ha="center", va="center", color="grey"
+            )
+        if ax.get_xscale() == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(6))
+        if ax.get_yscale() == "linear":
+            ax.ticklabel_format(axis="y", useOffset=False)
+            low, high = ax.get_ylim()
+            middle, least = (low + high) / 2, 0.02 * max(1.0, abs(low + high) / 2)
+            if high - low < least:  # a flat curve: show it flat, not its rounding noise
+                ax.set_ylim(middle - least / 2, middle + least / 2)
 
 
 def known(**values: str) -> dict[str, str]:
