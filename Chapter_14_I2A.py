@@ -94,7 +94,7 @@ class Config(RunConfig):
     env_model: str = ""  # the environment model; empty: <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
     checkpoint_dir: str = ""  # where the environment model is looked for; empty: checkpoints/ in this repository
     bf16: str = "auto"  # imagine in bfloat16: auto (where the device runs it natively), on or off (float32)
-    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
+    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics in one process: faster)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
     threads: int = 2  # CPU threads for torch (docs/i2a.md, speed)

@@ -95,7 +95,7 @@ class Config(RunConfig):
     open_loop: int = 5  # steps of open-loop imagination scored at the end
     eval_every: int = 1000  # updates between two held-out one-step scores (0: only at the end)
     log_every: int = 100  # updates averaged into one row of metrics.csv
-    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
+    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics in one process: faster)
     threads: int = 1  # CPU threads for torch: 1 holds up when anything else runs; try 2 on an idle machine
 
     def __post_init__(self) -> None:

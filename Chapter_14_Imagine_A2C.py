@@ -68,7 +68,7 @@ class Config(RunConfig):
     lr: float = 7e-4  # RMSprop learning rate (the book: 7e-4)
     eps: float = 1e-5  # RMSprop epsilon (the book: 1e-5)
     alpha: float = 0.99  # RMSprop smoothing (the book: 0.99)
-    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics, one process; faster here)
+    vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics in one process: faster)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
     checkpoint_dir: str = ""  # actor_critic_<mode> is also saved here; empty: checkpoints/ in this repository

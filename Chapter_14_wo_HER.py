@@ -62,7 +62,7 @@ class Config(RunConfig):
     hidden_size: int = 256  # units of the Model's hidden layer (the book: 256)
     tau: float = 0.05  # target network update after each cycle: target += tau * (model - target) (book: never)
     eval_episodes: int = 100  # fresh episodes of the greedy evaluation after each epoch (the final one: 100)
-    threads: int = 1  # CPU threads for torch: 1 is fastest for a network this small (bench/her_speed.py)
+    threads: int = 1  # CPU threads for torch: 1 is fastest for a network this small (docs/her.md)
 
     def __post_init__(self) -> None:
         super().__post_init__()
