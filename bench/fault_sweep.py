@@ -51,7 +51,7 @@ def files(folder: Path) -> dict:
 
 def cases(f: dict) -> list[tuple[str, list[str], int]]:
     """(script, options, expected exit status)."""
-    shared = ["--checkpoint-dir", str(f["shared"])]
+    shared = ["--checkpoint-dir", str(f["checkpoints"])]
     out = []
     for script in SCRIPTS:
         extra = shared if script in (IMG, I2A) else []
@@ -82,7 +82,7 @@ def cases(f: dict) -> list[tuple[str, list[str], int]]:
         (A2C, ["--vec-env", "threads"], 2),
         (A2C, ["--gamma", "1.5"], 2),
         (I2A, ["--distil-coef", "nan"], 2),
-        (I2A, ["--env-model", str(f["shared"] / "actor_critic_regular")], 2),
+        (I2A, ["--env-model", str(f["checkpoints"] / "actor_critic_regular")], 2),
         (I2A, ["--env-model", str(f["folder"])], 2),
         (I2A, ["--env-model", str(f["nan"])], 2),
         (I2A, ["--env-model", str(f["junk"])], 2),
@@ -172,12 +172,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         f = files(folder)
-        before = {p.name: p.read_bytes() for p in f["shared"].iterdir()}
+        before = {p.name: p.read_bytes() for p in f["checkpoints"].iterdir()}
         all_cases = cases(f)
         with ThreadPoolExecutor(args.workers) as pool:
             rows = list(pool.map(lambda ic: run_case(ic[1], folder, ic[0], before), enumerate(all_cases)))
-        damaged = [name for name, data in before.items() if (f["shared"] / name).read_bytes() != data]
-        extra = sorted(p.name for p in f["shared"].iterdir() if p.name not in before)
+        damaged = [name for name, data in before.items() if (f["checkpoints"] / name).read_bytes() != data]
+        extra = sorted(p.name for p in f["checkpoints"].iterdir() if p.name not in before)
     refused = sum(r["exit"] == r["expected"] and r["one_line"] and not r["traceback"] for r in rows)
     summary = dict(
         cases=len(rows),

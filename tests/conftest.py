@@ -34,6 +34,32 @@ def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 
     )
 
 
+def run_cli(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The script's command-line entry point (`cli`) in this process, for bad input that stops before training:
+    the same parsing, checks, messages and exit status as `run_script`, without starting an interpreter."""
+    import contextlib
+    import io
+    import signal
+
+    from common.runtime import RunDir, cli
+
+    module = load_script(name)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    out, err, folder, code = io.StringIO(), io.StringIO(), os.getcwd(), 0
+    try:
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cli(module.main, module.Config, module.__doc__, argv=list(args))
+    except SystemExit as exit_info:
+        code = exit_info.code
+    finally:
+        os.chdir(folder)
+        RunDir.current = None
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
     """Bad input: exit status 2 and one line on stderr that contains `message`."""
     assert result.returncode == 2, (result.returncode, result.stderr)

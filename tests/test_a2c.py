@@ -13,9 +13,9 @@ import torch
 
 from common.minipacman import MiniPacman, episode_returns
 from common.rollout import RolloutStorage
-from common.runtime import load_checkpoint
+from common.runtime import load_checkpoint, save_checkpoint
 from common.vec_env import SubprocVecEnv, make_vec_env
-from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_script
+from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_cli, run_script
 
 a2c = load_script("Chapter_14_Imagine_A2C.py")
 
@@ -167,6 +167,8 @@ def test_the_books_checkpoint_loads_and_plays_our_minipacman():
 
 def test_cli_smoke(tmp_path):
     run_dir, checkpoints = tmp_path / "run", tmp_path / "checkpoints"
+    earlier = a2c.ActorCritic((3, 15, 19), 5).state_dict()  # a good agent already there: kept, and said so
+    save_checkpoint(earlier, checkpoints / "actor_critic_regular")
     result = run_script(
         "Chapter_14_Imagine_A2C.py",
         "--num-updates",
@@ -204,6 +206,11 @@ def test_cli_smoke(tmp_path):
         assert key in summary
     assert summary["frames"] == 40 * 5 * 4
     load_checkpoint(checkpoints / "actor_critic_regular", a2c.ActorCritic((3, 15, 19), 5))
+    previous = torch.load(checkpoints / "actor_critic_regular.previous", weights_only=True)
+    assert torch.equal(previous["actor.weight"], earlier["actor.weight"])
+    assert "actor_critic_regular.previous" in result.stdout  # what replaced what, on screen
+    origin = json.loads((checkpoints / "actor_critic_regular.json").read_text())
+    assert origin["script"] == "Chapter_14_Imagine_A2C.py" and "40 updates" in origin["trained"]
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -235,7 +242,7 @@ def test_same_seed_same_numbers(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
-    result = run_script("Chapter_14_Imagine_A2C.py", *args, "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    result = run_cli("Chapter_14_Imagine_A2C.py", *args, "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert_one_line_error(result, message)
     assert list(tmp_path.iterdir()) == []
 

@@ -27,7 +27,7 @@ from common.runtime import (
     publish_checkpoint,
     save_checkpoint,
 )
-from tests.conftest import ROOT, assert_one_line_error, load_script, run_script
+from tests.conftest import ROOT, assert_one_line_error, load_script, run_cli, run_script
 
 a2c = load_script("Chapter_14_Imagine_A2C.py")
 img = load_script("Chapter_14_Imagination.py")
@@ -87,7 +87,7 @@ def wait_for(path, process, seconds: float = 120) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143)])
 def test_a_signal_mid_run_keeps_the_model_so_far_and_an_interrupted_summary(tmp_path, signum, status):
     run_dir, shared = tmp_path / "run", tmp_path / "checkpoints"
     shared.mkdir()
@@ -117,6 +117,17 @@ def test_a_signal_mid_run_keeps_the_model_so_far_and_an_interrupted_summary(tmp_
     model = a2c.ActorCritic(SHAPE, ACTIONS)
     model.load_state_dict(torch.load(run_dir / "actor_critic_regular", weights_only=True))  # a loadable model
     assert (shared / "actor_critic_regular").read_bytes() == before  # the shared copy is untouched
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_each_signal_has_its_exit_status_and_one_line(signum, status, capsys):
+    def main(config):
+        raise runtime.Interrupted(signum)
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli(main, dqn.Config, argv=[])
+    assert exit_info.value.code == status
+    assert f"interrupted ({signal.Signals(signum).name})" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_subprocess_workers_stay_quiet_on_ctrl_c(tmp_path):
@@ -201,7 +212,7 @@ def test_i2a_refuses_a_nan_environment_model_in_one_line(tmp_path):
     state = model.state_dict()
     state["image_fc.weight"][0, 0] = float("inf")
     save_checkpoint(state, tmp_path / "env_model")
-    result = run_script(
+    result = run_cli(
         "Chapter_14_I2A.py",
         "--env-model",
         str(tmp_path / "env_model"),
@@ -252,6 +263,20 @@ def test_a_failed_write_leaves_no_partial_file_and_names_the_path(tmp_path, code
     no_temporary_files(tmp_path)
 
 
+def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path):
+    """Ctrl+C or SIGTERM while a file is written (the final writes of a run): the old file stays, no temporary."""
+    (tmp_path / "metrics.csv").write_text("epoch\n1\n")
+
+    def write(f):
+        f.write("epoch\n1\n2")
+        raise runtime.Interrupted(signal.SIGTERM)
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "metrics.csv", write)
+    assert (tmp_path / "metrics.csv").read_text() == "epoch\n1\n"
+    no_temporary_files(tmp_path)
+
+
 def test_cli_reports_a_full_disk_in_one_line(capsys):
     def main(config):
         raise OSError(errno.ENOSPC, "No space left on device", "/some/run/summary.json")
@@ -282,7 +307,7 @@ def test_overwrite_never_empties_a_folder_that_is_not_a_run(tmp_path):
 
 def test_an_unwritable_checkpoint_dir_is_found_before_training(tmp_path):
     (tmp_path / "file").write_text("x")
-    result = run_script(
+    result = run_cli(
         "Chapter_14_Imagine_A2C.py",
         "--checkpoint-dir",
         str(tmp_path / "file"),
@@ -296,7 +321,7 @@ def test_an_unwritable_checkpoint_dir_is_found_before_training(tmp_path):
 
 def test_an_unusable_run_dir_is_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
-    result = run_script("Chapter_14_wo_HER.py", "--run-dir", str(tmp_path / "file" / "run"), cwd=tmp_path)
+    result = run_cli("Chapter_14_wo_HER.py", "--run-dir", str(tmp_path / "file" / "run"), cwd=tmp_path)
     assert_one_line_error(result, "--run-dir")
 
 
@@ -343,7 +368,8 @@ def test_absurd_values_are_refused(config, values, message):
     ],
 )
 def test_absurd_values_through_the_command_line(tmp_path, script, args, message):
-    result = run_script(script, *args, "--device", "cpu", "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    run = run_script if "--num" in args else run_cli  # one through a real interpreter, the others in this process
+    result = run(script, *args, "--device", "cpu", "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()
     assert not (runtime.REPO / "runs" / "nothing").exists()

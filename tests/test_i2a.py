@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from common.minipacman import MiniPacman
 from common.runtime import save_checkpoint
-from tests.conftest import assert_one_line_error, load_script, run_script
+from tests.conftest import assert_one_line_error, load_script, run_cli, run_script
 
 i2a = load_script("Chapter_14_I2A.py")
 img = load_script("Chapter_14_Imagination.py")
@@ -190,37 +190,30 @@ def test_acting_and_the_update_reuse_the_same_imagination():
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    """A tiny A2C agent and environment model, trained through the two scripts' command lines."""
+    """A tiny A2C agent and environment model, trained by the two scripts' mains."""
     folder = tmp_path_factory.mktemp("models")
-    common = ["--device", "cpu", "--checkpoint-dir", str(folder / "checkpoints")]
-    result = run_script(
-        "Chapter_14_Imagine_A2C.py",
-        "--num-updates",
-        "3",
-        "--num-envs",
-        "2",
-        "--gif-frames",
-        "0",
-        "--run-dir",
-        str(folder / "a2c"),
-        *common,
+    checkpoints = str(folder / "checkpoints")
+    a2c.main(
+        a2c.Config(
+            num_updates=3,
+            num_envs=2,
+            gif_frames=0,
+            device="cpu",
+            run_dir=str(folder / "a2c"),
+            checkpoint_dir=checkpoints,
+        )
     )
-    assert result.returncode == 0, result.stderr
-    result = run_script(
-        "Chapter_14_Imagination.py",
-        "--num-updates",
-        "3",
-        "--num-envs",
-        "2",
-        "--test-steps",
-        "6",
-        "--eval-every",
-        "0",
-        "--run-dir",
-        str(folder / "imagination"),
-        *common,
+    img.main(
+        img.Config(
+            num_updates=3,
+            num_envs=2,
+            test_steps=6,
+            eval_every=0,
+            device="cpu",
+            run_dir=str(folder / "imagination"),
+            checkpoint_dir=checkpoints,
+        )
     )
-    assert result.returncode == 0, result.stderr
     return folder / "checkpoints"
 
 
@@ -263,7 +256,7 @@ def test_cli_smoke(tmp_path, tiny_models, depth):
 
 
 def test_missing_env_model_names_the_script_to_run(tmp_path):
-    result = run_script(
+    result = run_cli(
         "Chapter_14_I2A.py",
         "--mode",
         "hunt",
@@ -277,7 +270,7 @@ def test_missing_env_model_names_the_script_to_run(tmp_path):
 
 
 def test_env_model_of_another_mode_is_refused(tmp_path, tiny_models):
-    result = run_script(
+    result = run_cli(
         "Chapter_14_I2A.py",
         "--mode",
         "ambush",
@@ -294,7 +287,7 @@ def test_env_model_with_wrong_shapes_is_refused(tmp_path):
     state = img.new_env_model("regular", CPU).state_dict()
     state["image_fc.weight"] = torch.zeros(3, 256)
     save_checkpoint(state, tmp_path / "env_model_regular")
-    result = run_script("Chapter_14_I2A.py", "--checkpoint-dir", str(tmp_path), "--run-dir", str(tmp_path / "run"))
+    result = run_cli("Chapter_14_I2A.py", "--checkpoint-dir", str(tmp_path), "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, "does not fit this model")
     assert not (tmp_path / "run").exists()
 
@@ -308,6 +301,6 @@ def test_env_model_with_wrong_shapes_is_refused(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    result = run_script("Chapter_14_I2A.py", *args, "--run-dir", str(tmp_path / "run"))
+    result = run_cli("Chapter_14_I2A.py", *args, "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()

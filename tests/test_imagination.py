@@ -11,7 +11,7 @@ import torch
 
 from common.minipacman import MODES, MiniPacman, reward_classes, step_rewards
 from common.runtime import UsageError, save_checkpoint
-from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_script
+from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_cli, run_script
 
 img = load_script("Chapter_14_Imagination.py")
 a2c = load_script("Chapter_14_Imagine_A2C.py")
@@ -169,24 +169,18 @@ def test_the_books_env_model_loads_and_predicts_our_minipacman():
 
 @pytest.fixture(scope="module")
 def tiny_agent(tmp_path_factory):
-    """A tiny A2C checkpoint trained through the A2C script's command line."""
+    """A tiny A2C checkpoint trained by the A2C script's main."""
     folder = tmp_path_factory.mktemp("a2c")
-    result = run_script(
-        "Chapter_14_Imagine_A2C.py",
-        "--num-updates",
-        "3",
-        "--num-envs",
-        "2",
-        "--gif-frames",
-        "0",
-        "--device",
-        "cpu",
-        "--run-dir",
-        str(folder / "run"),
-        "--checkpoint-dir",
-        str(folder / "checkpoints"),
+    a2c.main(
+        a2c.Config(
+            num_updates=3,
+            num_envs=2,
+            gif_frames=0,
+            device="cpu",
+            run_dir=str(folder / "run"),
+            checkpoint_dir=str(folder / "checkpoints"),
+        )
     )
-    assert result.returncode == 0, result.stderr
     return folder / "checkpoints"
 
 
@@ -249,7 +243,7 @@ def test_every_mode_trains(tmp_path, tiny_agent):
 
 
 def test_missing_agent_is_one_line_naming_the_a2c_script(tmp_path):
-    result = run_script(
+    result = run_cli(
         "Chapter_14_Imagination.py", "--checkpoint-dir", str(tmp_path / "none"), "--run-dir", str(tmp_path / "run")
     )
     assert_one_line_error(result, "python Chapter_14_Imagine_A2C.py --mode regular")
@@ -258,7 +252,7 @@ def test_missing_agent_is_one_line_naming_the_a2c_script(tmp_path):
 
 def test_mismatched_agent_checkpoint_is_one_line(tmp_path):
     save_checkpoint(img.new_env_model("regular", CPU).state_dict(), tmp_path / "wrong")
-    result = run_script(
+    result = run_cli(
         "Chapter_14_Imagination.py", "--actor-critic", str(tmp_path / "wrong"), "--run-dir", str(tmp_path / "run")
     )
     assert_one_line_error(result, "does not fit this model")
@@ -274,6 +268,6 @@ def test_mismatched_agent_checkpoint_is_one_line(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    result = run_script("Chapter_14_Imagination.py", *args, "--run-dir", str(tmp_path / "run"))
+    result = run_cli("Chapter_14_Imagination.py", *args, "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()

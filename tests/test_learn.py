@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from bench.mnist_files import write_mnist
-from tests.conftest import assert_one_line_error, load_script, run_script
+from tests.conftest import assert_one_line_error, load_script, run_cli, run_script
 
 learn = load_script("Chapter_14_learn.py")
 
@@ -160,7 +160,7 @@ def test_cli_smoke_on_mnist_files(mnist_dir, tmp_path):
 
 
 def test_cli_smoke_digits(tmp_path):
-    result = run_script(
+    result = run_cli(
         "Chapter_14_learn.py",
         "--dataset",
         "digits",
@@ -193,7 +193,7 @@ def test_cli_smoke_digits(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path, mnist_dir):
-    result = run_script(
+    result = run_cli(
         "Chapter_14_learn.py", "--data-dir", str(mnist_dir), *args, "--run-dir", str(tmp_path / "run"), cwd=tmp_path
     )
     assert_one_line_error(result, message)
@@ -202,7 +202,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
 
 def test_data_dir_that_is_a_file(tmp_path):
     (tmp_path / "data").write_text("not a folder")
-    result = run_script(
+    result = run_cli(
         "Chapter_14_learn.py", "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"), cwd=tmp_path
     )
     assert_one_line_error(result, "is a file: give a directory")

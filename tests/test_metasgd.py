@@ -12,7 +12,7 @@ import pytest
 import torch
 from learn2learn.gym.envs.particles import Particles2DEnv
 
-from tests.conftest import ROOT, assert_one_line_error, load_script, run_script
+from tests.conftest import ROOT, assert_one_line_error, load_script, run_cli, run_script
 
 msgd = load_script("Chapter_14_MetaSGD-VPG.py")
 sys.path.insert(0, str(ROOT / "bench"))  # bench/metasgd_speed.py keeps the book's collector
@@ -291,6 +291,6 @@ def test_cli_smoke_writes_the_run_directory(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    result = run_script("Chapter_14_MetaSGD-VPG.py", *args, "--run-dir", str(tmp_path / "run"))
+    result = run_cli("Chapter_14_MetaSGD-VPG.py", *args, "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()
