@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.runtime import cli, require, require_memory
+
 import numpy as np
 
 from Chapter_14_wo_HER import Config as DQNConfig
 from Chapter_14_wo_HER import Episodes, ReplayBuffer, train
-from common.runtime import cli, require, require_memory
 
 
 @dataclass

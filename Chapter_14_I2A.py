@@ -44,14 +44,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
-
-from Chapter_14_Imagination import load_env_model, onehot_actions, target_to_pix
-from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
 from common.minipacman import MODES, MiniPacman, reward_classes, save_gif
 from common.rollout import EpisodeStats, RolloutStorage, truncation_values
 from common.runtime import (
@@ -70,6 +62,15 @@ from common.runtime import (
     tune_process,
 )
 from common.vec_env import VEC_ENVS, make_vec_env
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from Chapter_14_Imagination import load_env_model, onehot_actions, target_to_pix
+from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Config(RunConfig):
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics in one process: faster)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
-    threads: int = 2  # CPU threads for torch (docs/i2a.md, speed)
+    threads: int = 2  # CPU threads for torch; their OpenMP workers wait passively, so 2 holds up on a busy machine
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -34,12 +34,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
-
 from common.minipacman import MODES, MiniPacman, reward_classes
 from common.runtime import (
     RunConfig,
@@ -60,6 +54,12 @@ from common.runtime import (
     writable_folder,
 )
 from common.vec_env import VEC_ENVS, make_vec_env
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
 
 # The colour classes, in the order the book's environment model was trained with:
 # power pill cyan, pacman green, food blue, wall white, edible ghost yellow, empty black, ghost red.

@@ -27,12 +27,6 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
-
 from common.minipacman import MODES, MiniPacman, save_gif
 from common.rollout import EpisodeStats, RolloutStorage, truncation_values
 from common.runtime import (
@@ -52,6 +46,12 @@ from common.runtime import (
     writable_folder,
 )
 from common.vec_env import VEC_ENVS, make_vec_env
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
 
 
 @dataclass

@@ -39,15 +39,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import cherry as ch
-import learn2learn as l2l
-import numpy as np
-import torch
-import torch.nn as nn
-from cherry.algorithms import a2c
-from torch.distributions import Normal
-from tqdm import tqdm
-
 from common.runtime import (
     Diverged,
     RunConfig,
@@ -59,6 +50,15 @@ from common.runtime import (
     setup,
     tune_process,
 )
+
+import cherry as ch
+import learn2learn as l2l
+import numpy as np
+import torch
+import torch.nn as nn
+from cherry.algorithms import a2c
+from torch.distributions import Normal
+from tqdm import tqdm
 
 EPSILON = 1e-6
 

@@ -36,13 +36,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import learn2learn as l2l
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
-
 from common.runtime import (
     RunConfig,
     RunDir,
@@ -57,6 +50,13 @@ from common.runtime import (
     setup,
     tune_process,
 )
+
+import learn2learn as l2l
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
 
 
 @dataclass

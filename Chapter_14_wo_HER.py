@@ -26,12 +26,6 @@ import copy
 import time
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
-
 from common.runtime import (
     RunConfig,
     RunDir,
@@ -44,6 +38,12 @@ from common.runtime import (
     setup,
     tune_process,
 )
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
 
 
 @dataclass

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 
+from common.minipacman import MiniPacman, episode_returns
+from common.runtime import load_checkpoint
+
 import numpy as np
 import torch
 from benchlib import add_book_checkpoints_option, book_checkpoint, report
 
 from Chapter_14_Imagine_A2C import ActorCritic
-from common.minipacman import MiniPacman, episode_returns
-from common.runtime import load_checkpoint
 
 
 def main() -> None:

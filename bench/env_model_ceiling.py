@@ -20,12 +20,13 @@ import copy
 from functools import partial
 from pathlib import Path
 
+from common.vec_env import make_vec_env
+
 import gymnasium as gym
 import torch
 from benchlib import REPO_CHECKPOINTS, add_book_checkpoints_option, load_script, report
 
 from Chapter_14_Imagine_A2C import make_env
-from common.vec_env import make_vec_env
 
 img = load_script("Chapter_14_Imagination.py")
 

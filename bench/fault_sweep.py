@@ -15,10 +15,10 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from common.runtime import RunDir, save_checkpoint
+
 import torch
 from benchlib import ROOT, load_script, report
-
-from common.runtime import RunDir, save_checkpoint
 
 A2C, IMG, I2A = "Chapter_14_Imagine_A2C.py", "Chapter_14_Imagination.py", "Chapter_14_I2A.py"
 HER, DQN, LEARN, MSGD = "Chapter_14_HER.py", "Chapter_14_wo_HER.py", "Chapter_14_learn.py", "Chapter_14_MetaSGD-VPG.py"

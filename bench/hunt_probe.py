@@ -37,15 +37,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import common.runtime  # noqa: E402
+from common.minipacman import NEXT  # noqa: E402
+from common.rollout import EpisodeStats, RolloutStorage, truncation_values  # noqa: E402
+from common.vec_env import make_vec_env  # noqa: E402
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import Chapter_14_Imagine_A2C as a2c  # noqa: E402
-import common.runtime  # noqa: E402
-from common.minipacman import NEXT  # noqa: E402
-from common.rollout import EpisodeStats, RolloutStorage, truncation_values  # noqa: E402
-from common.vec_env import make_vec_env  # noqa: E402
 
 # The probe options and their "off" values (a run's "change" lists the ones set otherwise).
 PROBE_DEFAULTS = dict(

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from common.runtime import seed_everything
+
 import cherry as ch
 import learn2learn as l2l
 import torch
 from benchlib import load_script, report
-
-from common.runtime import seed_everything
 
 msgd = load_script("Chapter_14_MetaSGD-VPG.py")
 

@@ -11,11 +11,11 @@ import argparse
 import time
 from functools import partial
 
-import numpy as np
-from benchlib import report
-
 from common.minipacman import MiniPacman
 from common.vec_env import make_vec_env
+
+import numpy as np
+from benchlib import report
 
 BOOK_STEPS_PER_S = 640
 

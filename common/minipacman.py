@@ -308,9 +308,9 @@ COLOUR_KEY = (
 def save_gif(frames: list[np.ndarray], path, fps: int = 8, scale: int = 2) -> None:
     """Write RGB uint8 frames (from `render()`) as an animated GIF, `scale` times larger, with a colour key under
     the maze; atomically (never half a GIF)."""
-    from PIL import Image, ImageDraw
-
     from common.runtime import atomic_write
+
+    from PIL import Image, ImageDraw
 
     height, width = frames[0].shape[0] * scale, frames[0].shape[1] * scale
     key = Image.new("RGB", (width, 14 * ((len(COLOUR_KEY) + 1) // 2) + 4), (40, 40, 40))

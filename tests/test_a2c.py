@@ -6,15 +6,16 @@ import json
 import os
 from functools import partial
 
+from common.minipacman import MiniPacman, episode_returns
+from common.rollout import RolloutStorage
+from common.runtime import load_checkpoint, save_checkpoint
+from common.vec_env import SubprocVecEnv, make_vec_env
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from common.minipacman import MiniPacman, episode_returns
-from common.rollout import RolloutStorage
-from common.runtime import load_checkpoint, save_checkpoint
-from common.vec_env import SubprocVecEnv, make_vec_env
 from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_cli, run_script
 
 a2c = load_script("Chapter_14_Imagine_A2C.py")

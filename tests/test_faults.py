@@ -13,9 +13,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-import torch
-
 from common import runtime
 from common.runtime import (
     Diverged,
@@ -27,6 +24,10 @@ from common.runtime import (
     publish_checkpoint,
     save_checkpoint,
 )
+
+import pytest
+import torch
+
 from tests.conftest import ROOT, assert_one_line_error, load_script, run_cli, run_script
 
 a2c = load_script("Chapter_14_Imagine_A2C.py")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
+from common.minipacman import MiniPacman
+from common.runtime import save_checkpoint
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from common.minipacman import MiniPacman
-from common.runtime import save_checkpoint
 from tests.conftest import assert_one_line_error, load_script, run_cli, run_script
 
 i2a = load_script("Chapter_14_I2A.py")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
+from common.minipacman import MODES, MiniPacman, reward_classes, step_rewards
+from common.runtime import UsageError, save_checkpoint
+
 import numpy as np
 import pytest
 import torch
 
-from common.minipacman import MODES, MiniPacman, reward_classes, step_rewards
-from common.runtime import UsageError, save_checkpoint
 from tests.conftest import BOOK_CHECKPOINTS, assert_one_line_error, load_script, run_cli, run_script
 
 img = load_script("Chapter_14_Imagination.py")

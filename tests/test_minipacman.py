@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 
+from common.minipacman import FREE_CELLS, MODES, NEXT, STANDARD_MAP, MiniPacman, reward_classes, save_gif, step_rewards
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-
-from common.minipacman import FREE_CELLS, MODES, NEXT, STANDARD_MAP, MiniPacman, reward_classes, save_gif, step_rewards
 
 
 def play(env: MiniPacman, seed: int, steps: int, action_seed: int = 0):

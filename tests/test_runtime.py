@@ -8,10 +8,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-import numpy as np
-import pytest
-import torch
-
 from common.runtime import (
     RunConfig,
     RunDir,
@@ -29,6 +25,10 @@ from common.runtime import (
     save_checkpoint,
     seed_everything,
 )
+
+import numpy as np
+import pytest
+import torch
 
 
 @dataclass

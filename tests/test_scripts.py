@@ -6,9 +6,10 @@ from __future__ import annotations
 import ast
 import dataclasses
 
+from common.runtime import field_comments
+
 import pytest
 
-from common.runtime import field_comments
 from tests.conftest import ROOT, load_script
 
 SCRIPTS = sorted(p.name for p in ROOT.glob("Chapter_14_*.py"))
