@@ -416,6 +416,7 @@ def main(config: Config) -> dict:
         frames_per_s=round(frames_done / max(seconds, 1e-9), 1),
         updates_per_s=round(updates / max(seconds, 1e-9), 3),
         distil_agreement=run.rows[-1]["distil_agreement"] if run.rows else float("nan"),
+        entropy_last=run.rows[-1]["entropy"] if run.rows else float("nan"),  # near 0: the policy has collapsed
         mode=config.mode,
         rollout_depth=config.rollout_depth,
         bf16=bf16,

@@ -68,6 +68,7 @@ class Config(RunConfig):
     lr: float = 7e-4  # RMSprop learning rate (the book: 7e-4)
     eps: float = 1e-5  # RMSprop epsilon (the book: 1e-5)
     alpha: float = 0.99  # RMSprop smoothing (the book: 0.99)
+    ortho_init: bool = True  # orthogonal initial weights, as SB3/OpenAI baselines (the book: PyTorch's; docs/a2c.md)
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics in one process: faster)
     log_every: int = 100  # updates between two rows of metrics.csv
     gif_frames: int = 300  # at most this many frames of the final episode in episode.gif (0: no GIF)
@@ -134,6 +135,17 @@ class ActorCritic(OnPolicy):
         x = self.fc(x)
         return self.actor(x), self.critic(x)
 
+    def orthogonal_init(self) -> ActorCritic:
+        """The initialisation of OpenAI's baselines and Stable-Baselines3 (not in the book): orthogonal weights,
+        gain sqrt(2) for the ReLU trunk, 0.01 for the actor (a near-uniform first policy, so early advantages do
+        not lock it onto one action) and 1 for the critic; biases 0."""
+        for module, gain in ((self.features, 2**0.5), (self.fc, 2**0.5), (self.actor, 0.01), (self.critic, 1.0)):
+            for layer in module.modules():
+                if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                    nn.init.orthogonal_(layer.weight, gain=gain)
+                    nn.init.zeros_(layer.bias)
+        return self
+
     def feature_size(self) -> int:
         with torch.no_grad():
             return self.features(torch.zeros(1, *self.in_shape)).view(1, -1).size(1)
@@ -158,7 +170,10 @@ def main(config: Config) -> dict:
     state_shape = envs.single_observation_space.shape
     num_actions = envs.single_action_space.n
 
-    actor_critic = ActorCritic(state_shape, num_actions).to(device)
+    actor_critic = ActorCritic(state_shape, num_actions)
+    if config.ortho_init:
+        actor_critic.orthogonal_init()
+    actor_critic = actor_critic.to(device)
     optimizer = torch.optim.RMSprop(actor_critic.parameters(), config.lr, eps=config.eps, alpha=config.alpha)
     rollout = RolloutStorage(config.num_steps, config.num_envs, state_shape, device)
 
@@ -268,6 +283,7 @@ def main(config: Config) -> dict:
         updates=updates,
         seconds=round(seconds, 2),
         frames_per_s=round(frames_done / max(seconds, 1e-9), 1),
+        entropy_last=run.rows[-1]["entropy"] if run.rows else float("nan"),  # near 0: the policy has collapsed
         mode=config.mode,
         device=str(device),
         seed=config.seed,

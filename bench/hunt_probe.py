@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from functools import partial
@@ -52,21 +51,6 @@ import Chapter_14_Imagine_A2C as a2c  # noqa: E402
 PROBE_DEFAULTS = dict(
     reward_scale=1.0, reward_clip=0.0, ortho_init=False, adv_norm=False, lr_decay=False, entropy_final=None
 )
-
-
-def ortho_init(model: a2c.ActorCritic) -> None:
-    """Stable-Baselines3's ActorCriticPolicy init: orthogonal, gain sqrt(2) on the trunk, 0.01 on the actor
-    head, 1 on the critic head, biases 0."""
-    for module, gain in (
-        (model.features, math.sqrt(2)),
-        (model.fc, math.sqrt(2)),
-        (model.actor, 0.01),
-        (model.critic, 1.0),
-    ):
-        for layer in module.modules():
-            if isinstance(layer, (nn.Linear, nn.Conv2d)):
-                nn.init.orthogonal_(layer.weight, gain=gain)
-                nn.init.zeros_(layer.bias)
 
 
 def step_events(info: dict, done: np.ndarray) -> np.ndarray:
@@ -109,7 +93,7 @@ def main() -> None:
         parser.add_argument(option, dest=name, type=type(fields[name].default), default=fields[name].default)
     parser.add_argument("--reward-scale", type=float, default=1.0, help="multiply the rewards the learner sees")
     parser.add_argument("--reward-clip", type=float, default=0.0, help="clip the learner's rewards to [-c, c] (0: off)")
-    parser.add_argument("--ortho-init", action="store_true")
+    parser.add_argument("--ortho-init", action="store_true", help="ActorCritic.orthogonal_init (else the book's)")
     parser.add_argument("--adv-norm", action="store_true", help="normalise the advantages of each batch (policy term)")
     parser.add_argument("--lr-decay", action="store_true", help="learning rate linear from --lr to 0")
     parser.add_argument("--entropy-final", type=float, default=None, help="entropy coefficient linear to this")
@@ -133,7 +117,7 @@ def main() -> None:
     num_actions = envs.single_action_space.n
     model = a2c.ActorCritic(state_shape, num_actions).to(device)
     if args.ortho_init:
-        ortho_init(model)
+        model.orthogonal_init()  # the script's Config.ortho_init (on by default since issue 15)
     trunk = list(model.features.parameters()) + list(model.fc.parameters())
     optimizer = torch.optim.RMSprop(model.parameters(), config.lr, eps=config.eps, alpha=config.alpha)
     rollout = RolloutStorage(config.num_steps, config.num_envs, state_shape, device)
