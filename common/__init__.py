@@ -9,3 +9,7 @@ otherwise). An OMP_WAIT_POLICY already set in the environment is left as it is."
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from common.options import fast_help  # noqa: E402
+
+fast_help()  # `python Chapter_14_<script>.py --help` answers here, before torch loads (common/options.py)

@@ -18,13 +18,11 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import ctypes
 import dataclasses
 import errno
-import inspect
 import io
 import json
 import math
@@ -39,7 +37,9 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
+
+from common.options import REPO, build_parser, description_of, field_comments  # noqa: F401 (the command line)
 
 import numpy as np
 import torch
@@ -154,64 +154,9 @@ class RunConfig:
         )
 
 
-def field_comments(config_cls: type) -> dict[str, str]:
-    """The trailing `# comment` of each field line in the dataclass source (and its bases): the help texts."""
-    comments: dict[str, str] = {}
-    for cls in reversed(config_cls.__mro__):
-        if not dataclasses.is_dataclass(cls) or cls is object:
-            continue
-        try:
-            source = inspect.getsource(cls)
-        except (OSError, TypeError):
-            continue
-        for line in source.splitlines():
-            m = re.match(r"\s+(\w+)\s*:[^=#]+=[^#]*#\s*(.*)$", line)
-            if m:
-                comments[m.group(1)] = m.group(2).strip()
-    return comments
-
-
-REPO = Path(__file__).resolve().parent.parent  # the folder holding the scripts
-
-
 def repo_path(value: str, default: str) -> Path:
     """A path option: as given (relative to the current folder), or `default` inside the repository when empty."""
     return Path(value) if value else REPO / default
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but an error is one line (problem and fix) and exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser(config_cls: type, description: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
-    parser = _OneLineParser(
-        prog=prog,
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,  # --num 5 is an error, not --num-bits 5
-    )
-    hints = get_type_hints(config_cls)
-    comments = field_comments(config_cls)
-    for field in dataclasses.fields(config_cls):
-        option = "--" + field.name.replace("_", "-")
-        kind = hints[field.name]
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
-        help_text = comments.get(field.name, "").replace("%", "%%")  # argparse formats help with %
-        if kind is bool:
-            kwargs = dict(action=argparse.BooleanOptionalAction)
-        elif kind in (int, float, str):
-            kwargs = dict(type=kind, metavar=kind.__name__.upper())
-        else:
-            raise TypeError(f"{config_cls.__name__}.{field.name}: unsupported type {kind!r} for the command line")
-        parser.add_argument(option, dest=field.name, default=default, help=help_text, **kwargs)
-        if "_" in field.name:  # the field's own spelling works too (--max_frames), left out of --help
-            parser.add_argument(
-                "--" + field.name, dest=field.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs
-            )
-    return parser
 
 
 def parse_config(
@@ -227,7 +172,7 @@ def cli(main: Callable[[Any], dict], config_cls: type, doc: str | None = None, a
     run: one line and exit 1. Ctrl+C, SIGTERM, SIGHUP: one line and exit 130, 143, 129, once the script has saved
     what it learnt so far in its run directory. A full or read-only disk: one line naming the file, exit 1."""
     prog = Path(sys.argv[0]).name if argv is None else "error"
-    description = doc.strip().split("\n\n")[0] if doc else None
+    description = description_of(doc)
     catch_signals()
     try:
         config = parse_config(config_cls, argv, description, prog)

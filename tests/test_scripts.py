@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
+import subprocess
+import sys
 
-from common.runtime import field_comments
+from common.options import build_parser, description_of, field_comments, options_parser, source_options
 
 import pytest
 
@@ -61,3 +64,24 @@ def test_the_books_code_comes_before_the_plumbing(script):
 def test_the_product_never_names_the_private_reference_folder():
     product = [*ROOT.glob("Chapter_14_*.py"), *ROOT.glob("common/*.py"), *ROOT.glob("bench/*.py"), ROOT / "README.md"]
     assert [p.name for p in product if "../shared" in p.read_text() or '"shared"' in p.read_text()] == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_fast_help_is_the_scripts_own_help(script, monkeypatch):
+    """`--help` is answered from the source before torch loads (common/options.py); it must be the help that the
+    script's own parser prints, option for option."""
+    module = load_script(script)
+    monkeypatch.setenv("COLUMNS", "100")
+    own = build_parser(module.Config, description_of(module.__doc__), script).format_help()
+    fast = options_parser(source_options(ROOT / script, "Config"), description_of(module.__doc__), script)
+    assert fast.format_help() == own
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / script), "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+        cwd=ROOT,
+    )
+    assert result.returncode == 0 and result.stdout == own
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "numpy" not in imported and "torch" not in imported  # answered before the heavy imports
