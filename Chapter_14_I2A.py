@@ -69,7 +69,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from Chapter_14_Imagination import load_env_model, onehot_actions, target_to_pix
+from Chapter_14_Imagination import load_env_model, num_pixels, onehot_actions, pix_to_target, target_to_pix
 from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
 
 
@@ -93,6 +93,9 @@ class Config(RunConfig):
     distil_lr: float = 1e-3  # Adam learning rate of the distil policy (the book: Adam's default, 1e-3)
     distil_coef: float = 0.01  # weight of the distillation cross-entropy (the book: 0.01)
     env_model: str = ""  # the environment model; empty: <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
+    copy_model: bool = (
+        False  # imagine with CopyModel (next frame = this frame): the I2A paper's control, not the book's
+    )
     checkpoint_dir: str = ""  # where the environment model is looked for; empty: checkpoints/ in this repository
     bf16: str = "auto"  # imagine in bfloat16: auto (where the device runs it natively), on or off (float32)
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics in one process: faster)
@@ -229,6 +232,23 @@ class RolloutEncoder(nn.Module):
             return self.features(torch.zeros(1, *self.in_shape)).view(1, -1).size(1)
 
 
+class CopyModel(nn.Module):
+    """The I2A paper's "copy-model" control: an environment model that imagines nothing, its next frame being the
+    frame it is given and its reward class always the first. An I2A built on it has the same networks and
+    parameters as the real one, so the difference between the two is what imagination adds."""
+
+    def __init__(self, num_rewards: int):
+        super().__init__()
+        self.num_rewards = num_rewards
+
+    def forward(self, inputs: torch.Tensor):
+        """(frame + one-hot action planes) -> the EnvModel's outputs: pixel-class logits (one-hot of the frame's own
+        colours, N*H*W rows) and reward logits (all zero)."""
+        frame = inputs[:, :3]
+        image = F.one_hot(pix_to_target(frame), num_pixels).float()
+        return image, frame.new_zeros(frame.size(0), self.num_rewards)
+
+
 def distillation_loss(logit: torch.Tensor, distil_logit: torch.Tensor, coef: float) -> torch.Tensor:
     """coef x the cross-entropy from the agent's policy (a fixed target) to the distil policy's. The book's
     line lacked the minus sign: minimising it pushed the distil policy away from the agent."""
@@ -236,14 +256,18 @@ def distillation_loss(logit: torch.Tensor, distil_logit: torch.Tensor, coef: flo
 
 
 def build_agent(config: Config, device: torch.device):
-    """Environment model (frozen), distil policy, imagination, I2A agent and the two optimisers."""
-    if config.env_model:
-        path, hint = Path(config.env_model), "Check the path given to --env-model."
-    else:
-        path, hint = repo_path(config.checkpoint_dir, "checkpoints") / f"env_model_{config.mode}", ""
-    env_model = load_env_model(path, config.mode, device, hint)
+    """Environment model (frozen; or the copy model), distil policy, imagination, I2A agent and the two optimisers."""
     in_shape, num_actions = MiniPacman.observation_space.shape, MiniPacman.action_space.n
     num_rewards = len(reward_classes(config.mode))
+    if config.copy_model:
+        path, env_model = "copy model", CopyModel(num_rewards).to(device)
+    else:
+        if config.env_model:
+            path, hint = Path(config.env_model), "Check the path given to --env-model."
+        else:
+            path, hint = repo_path(config.checkpoint_dir, "checkpoints") / f"env_model_{config.mode}", ""
+        env_model = load_env_model(path, config.mode, device, hint)
+        path = path.resolve()
     distil_policy = ActorCritic(in_shape, num_actions).to(device)
     distil_optimizer = torch.optim.Adam(distil_policy.parameters(), lr=config.distil_lr)
     imagination = ImaginationCore(
@@ -273,7 +297,7 @@ def main(config: Config) -> dict:
     # a bad model file stops here, before anything is written
     actor_critic, optimizer, distil_policy, distil_optimizer, env_model_path = build_agent(config, device)
     bf16 = actor_critic.imagination.bf16
-    run = RunDir("Chapter_14_I2A", config, device=device, env_model=env_model_path.resolve(), bf16=bf16)
+    run = RunDir("Chapter_14_I2A", config, device=device, env_model=env_model_path, bf16=bf16)
 
     envs = make_vec_env(
         [partial(make_env, config.mode, config.frame_cap) for _ in range(config.num_envs)], config.vec_env
@@ -419,6 +443,7 @@ def main(config: Config) -> dict:
         entropy_last=run.rows[-1]["entropy"] if run.rows else float("nan"),  # near 0: the policy has collapsed
         mode=config.mode,
         rollout_depth=config.rollout_depth,
+        copy_model=config.copy_model,
         bf16=bf16,
         device=str(device),
         seed=config.seed,

@@ -305,3 +305,36 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = run_cli("Chapter_14_I2A.py", *args, "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_copy_model_imagines_its_input_frame_exactly():
+    """The I2A paper's copy-model control: decoded through the same path as the environment model's outputs, every
+    imagined frame is the frame it was given, whatever the action, with a constant reward."""
+    state = frames(4)
+    core = i2a.ImaginationCore(3, IN_SHAPE, 5, 10, i2a.CopyModel(10), a2c.ActorCritic(IN_SHAPE, 5))
+    imagined_state, imagined_reward = core(state)
+    assert imagined_state.shape == (3, 4 * 5, *IN_SHAPE)
+    assert torch.equal(imagined_state, state.repeat_interleave(5, 0).expand(3, -1, -1, -1, -1))
+    assert torch.equal(imagined_reward, F.one_hot(torch.zeros(3, 20, dtype=torch.long), 10).float())
+
+
+def test_copy_model_i2a_needs_no_environment_model_and_matches_the_agents_size(tmp_path):
+    summary = i2a.main(
+        i2a.Config(
+            copy_model=True,
+            mode="hunt",
+            num_updates=2,
+            num_envs=2,
+            log_every=1,
+            gif_frames=0,
+            device="cpu",
+            run_dir=str(tmp_path / "run"),
+            checkpoint_dir=str(tmp_path / "empty"),  # no env_model_hunt there: not needed
+        )
+    )
+    assert summary["copy_model"] is True and summary["seed"] == 1 and summary["entropy_last"] > 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["resolved"]["env_model"] == "copy model"
+    agent = torch.load(tmp_path / "run" / "i2a_hunt", weights_only=True)
+    real = i2a.I2A(IN_SHAPE, 5, len(i2a.reward_classes("hunt")), 256, None).state_dict()
+    assert {k: v.shape for k, v in agent.items()} == {k: v.shape for k, v in real.items()}
