@@ -321,7 +321,7 @@ def main(config: Config) -> dict:
                     env_model.eval()
                     scores = one_step_scores(env_model, test_data, config.mode)
                     env_model.train()
-                    row.update({k: v for k, v in scores.items() if k != "transitions"})
+                    row.update({k: v for k, v in scores.items() if k not in ("transitions", "reward_class_accuracy")})
                 row["seconds"] = round(time.perf_counter() - start, 2)
                 run.log(**row)
                 check_finite({"loss": mean[0]}, f"update {update}", "try a smaller --lr or --reward-coef")
@@ -461,11 +461,18 @@ def one_step_scores(env_model: EnvModel, data: dict, mode: str, batch: int = 512
         pixel_hits.append(image.argmax(1).view(-1, target_state.shape[1]) == target_state[i : i + batch])
         reward_hits.append(reward.argmax(1) == target_reward[i : i + batch])
     pixel_hits, reward_hits = torch.cat(pixel_hits), torch.cat(reward_hits)
+    values = reward_classes(mode)
+    per_class = [  # rare rewards (a ghost eaten, a power pill) matter most to the agent and are the hardest
+        dict(reward=values[c], count=int(n), accuracy=float(reward_hits[target_reward == c].float().mean()))
+        for c, n in enumerate(torch.bincount(target_reward, minlength=len(values)).tolist())
+        if n
+    ]
     return dict(
         pixel_accuracy=float(pixel_hits.float().mean()),
         frame_accuracy=float(pixel_hits.all(1).float().mean()),
         reward_accuracy=float(reward_hits.float().mean()),
         transitions=len(states),
+        reward_class_accuracy=per_class,
     )
 
 

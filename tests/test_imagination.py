@@ -239,6 +239,10 @@ def test_every_mode_trains(tmp_path, tiny_agent):
         )
     )
     assert summary["mode"] == "hunt"
+    per_class = summary["reward_class_accuracy"]  # each reward class met in the held-out games, scored alone
+    assert sum(c["count"] for c in per_class) == summary["transitions"]
+    assert {c["reward"] for c in per_class} <= set(reward_classes("hunt"))
+    assert all(0 <= c["accuracy"] <= 1 for c in per_class)
     with pytest.raises(UsageError, match="not for --mode regular"):
         img.load_env_model(tmp_path / "checkpoints" / "env_model_hunt", "regular", CPU)
 
