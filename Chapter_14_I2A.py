@@ -93,9 +93,7 @@ class Config(RunConfig):
     distil_lr: float = 1e-3  # Adam learning rate of the distil policy (the book: Adam's default, 1e-3)
     distil_coef: float = 0.01  # weight of the distillation cross-entropy (the book: 0.01)
     env_model: str = ""  # the environment model; empty: <checkpoint-dir>/env_model_<mode> (Chapter_14_Imagination.py)
-    copy_model: bool = (
-        False  # imagine with CopyModel (next frame = this frame): the I2A paper's control, not the book's
-    )
+    copy_model: bool = False  # imagine with CopyModel (next frame = this frame): the I2A paper's control
     checkpoint_dir: str = ""  # where the environment model is looked for; empty: checkpoints/ in this repository
     bf16: str = "auto"  # imagine in bfloat16: auto (where the device runs it natively), on or off (float32)
     vec_env: str = "sync"  # subproc (the book's SubprocVecEnv) or sync (same semantics in one process: faster)
