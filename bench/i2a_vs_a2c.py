@@ -1,9 +1,20 @@
-"""I2A against the model-free A2C agent at the same number of frames and seed: reads the run directories of
-Chapter_14_I2A.py and Chapter_14_Imagine_A2C.py (run with the same --mode, --seed and --num-updates) and writes
-one table (JSON and text) and one PNG of both learning curves per mode.
+"""The I2A paper's MiniPacman comparison: A2C, copy-model I2A and I2A at the same frames and seeds, per task.
 
-    python bench/i2a_vs_a2c.py --pair regular runs/Chapter_14_I2A/<run> runs/Chapter_14_Imagine_A2C/<run> \\
-                               [--pair hunt ...] [--out docs/i2a_vs_a2c]
+For each mode and seed, in this order, every run with the scripts' defaults but the options below:
+1. `Chapter_14_Imagine_A2C.py`: the model-free agent (the A2C row), whose play also trains step 2's model;
+2. `Chapter_14_Imagination.py`: the environment model of that mode, trained on step 1's agent;
+3. `Chapter_14_I2A.py --rollout-depth d` for each d of --depths: imagining with step 2's model;
+4. `Chapter_14_I2A.py --copy-model`: the same agent imagining nothing (the paper's control for network size).
+A mode and seed's models stay in <work>/chain_<mode>_s<seed>, so no run reads another seed's models. Runs are made
+in this process, one after another (CPU seconds from the process clock); a run whose summary.json is in <work> is
+not made again, so a sweep can be stopped and resumed, or extended (`--modes hunt --depths 3 --agents i2a`).
+Writes <out>.json (every run; per mode and agent the mean return of the last 100 episodes +- 95% CI over seeds)
+and <out>.png (the paper's layout: one panel per task, each agent's mean curve over seeds with a band).
+
+    python bench/i2a_vs_a2c.py --modes regular hunt ambush --seeds 1 2 3 --out docs/i2a_vs_a2c
+    python bench/i2a_vs_a2c.py --modes avoid rush --seeds 1 --out docs/i2a_vs_a2c          # same --work: adds
+    python bench/i2a_vs_a2c.py --modes hunt --seeds 1 2 3 --depths 3 --agents i2a --out docs/i2a_vs_a2c
+    python bench/i2a_vs_a2c.py --quick --work /tmp/quick --out /tmp/quick/table          # tiny: checks the CLI
 """
 
 from __future__ import annotations
@@ -11,65 +22,221 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
+import sys
+import time
 from pathlib import Path
 
-from benchlib import report
+from benchlib import ROOT, load_script, machine
+
+MODES = ["regular", "avoid", "hunt", "ambush", "rush"]
+AGENTS = ["a2c", "copy", "i2a"]
+LABELS = {"a2c": "A2C", "copy": "copy-model I2A", "i2a": "I2A"}
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+QUICK = dict(num_updates=4, num_envs=2, log_every=2, env_model_updates=3, frame_cap=10)  # --quick: seconds
 
 
-def load(run: str) -> tuple[dict, dict, list[dict]]:
-    folder = Path(run)
-    config = json.loads((folder / "config.json").read_text())
-    summary = json.loads((folder / "summary.json").read_text())
-    with open(folder / "metrics.csv", newline="") as f:
-        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-    return config, summary, rows
+def mean_ci(values: list[float]) -> tuple[float, float | None]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", nargs=3, action="append", metavar=("MODE", "I2A_RUN", "A2C_RUN"), required=True)
-    parser.add_argument("--out", help="path prefix: writes <out>.json and <out>.png")
-    args = parser.parse_args()
+def done(run_dir: Path) -> bool:
+    path = run_dir / "summary.json"
+    return path.is_file() and not json.loads(path.read_text()).get("interrupted")
+
+
+def run(label: str, script, run_dir: Path, **fields) -> None:
+    """One run of `script` (a loaded Chapter_14 module) in this process, unless it is already done."""
+    if done(run_dir):
+        return
+    print(f"{label}: {run_dir}", file=sys.stderr, flush=True)
+    start, cpu = time.perf_counter(), time.process_time()
+    script.main(script.Config(run_dir=str(run_dir), overwrite=True, **fields))
+    times = dict(wall_s=round(time.perf_counter() - start, 2), cpu_s=round(time.process_time() - cpu, 2))
+    (run_dir / "process_times.json").write_text(json.dumps(times) + "\n")
+
+
+def sweep(args, work: Path) -> None:
+    a2c = load_script("Chapter_14_Imagine_A2C.py")
+    img = load_script("Chapter_14_Imagination.py")
+    i2a = load_script("Chapter_14_I2A.py")
+    common = dict(device=args.device, num_envs=args.num_envs, **({"threads": args.threads} if args.threads else {}))
+    loop = dict(num_updates=args.num_updates, log_every=args.log_every, gif_frames=0, frame_cap=args.frame_cap)
+    for mode in args.modes:
+        for seed in args.seeds:
+            chain = str(work / f"chain_{mode}_s{seed}")
+            same = dict(common, mode=mode, seed=seed, checkpoint_dir=chain)
+            needs_model = "i2a" in args.agents
+            if "a2c" in args.agents or needs_model:
+                run(f"A2C {mode} seed {seed}", a2c, work / f"a2c_{mode}_s{seed}", **same, **loop)
+            if needs_model:
+                model_loop = dict(num_updates=args.env_model_updates) if args.env_model_updates else {}
+                quick = dict(test_steps=6, eval_every=0) if args.quick else {}
+                run(
+                    f"environment model {mode} seed {seed}",
+                    img,
+                    work / f"envmodel_{mode}_s{seed}",
+                    **same,
+                    **model_loop,
+                    **quick,
+                )
+                for depth in args.depths:
+                    run(
+                        f"I2A depth {depth} {mode} seed {seed}",
+                        i2a,
+                        work / f"i2a_d{depth}_{mode}_s{seed}",
+                        **same,
+                        **loop,
+                        rollout_depth=depth,
+                    )
+            if "copy" in args.agents:
+                run(
+                    f"copy-model I2A {mode} seed {seed}",
+                    i2a,
+                    work / f"copy_{mode}_s{seed}",
+                    **same,
+                    **loop,
+                    copy_model=True,
+                )
+
+
+def collect(work: Path, modes: list[str]) -> list[dict]:
+    """Every finished run in `work` of the given modes: its agent, seed, final figures and curve."""
+    rows = []
+    for summary_path in sorted(work.glob("*/summary.json")):
+        name = summary_path.parent.name
+        kind = name.split("_")[0]
+        if kind not in ("a2c", "copy", "i2a") or not done(summary_path.parent):
+            continue
+        config = json.loads((summary_path.parent / "config.json").read_text())
+        if config["mode"] not in modes:
+            continue
+        summary = json.loads(summary_path.read_text())
+        agent = f"I2A depth {config['rollout_depth']}" if kind == "i2a" else LABELS[kind]
+        with open(summary_path.parent / "metrics.csv", newline="") as f:
+            curve = [(float(r["frames"]), float(r["mean_return_last_100"])) for r in csv.DictReader(f)]
+        times_path = summary_path.parent / "process_times.json"
+        rows.append(
+            dict(
+                mode=config["mode"],
+                agent=agent,
+                seed=config["seed"],
+                frames=summary["frames"],
+                mean_return_last_100=summary["mean_return_last_100"],
+                entropy_last=summary.get("entropy_last"),
+                seconds=summary["seconds"],
+                **(json.loads(times_path.read_text()) if times_path.is_file() else {}),
+                run_dir=str(summary_path.parent),
+                curve=curve,
+            )
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> list[dict]:
+    """Per mode and agent: mean return of the last 100 episodes +- 95% CI over seeds."""
+    out = []
+    for mode in MODES:
+        agents = sorted({r["agent"] for r in rows if r["mode"] == mode}, key=lambda a: (a != "A2C", a))
+        for agent in agents:
+            mine = [r for r in rows if r["mode"] == mode and r["agent"] == agent]
+            finite = [r["mean_return_last_100"] for r in mine if math.isfinite(r["mean_return_last_100"])]
+            mean, ci = mean_ci(finite) if finite else (float("nan"), None)
+            out.append(
+                dict(
+                    mode=mode,
+                    agent=agent,
+                    seeds=sorted(r["seed"] for r in mine),
+                    frames=sorted({r["frames"] for r in mine}),
+                    mean_return=mean,
+                    ci95=ci,
+                    per_seed=[round(r["mean_return_last_100"], 2) for r in sorted(mine, key=lambda r: r["seed"])],
+                )
+            )
+    return out
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """The paper's layout: one panel per task; per agent the mean curve over seeds, shaded between the lowest and
+    the highest seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    rows = []
-    fig, axes = plt.subplots(1, len(args.pair), figsize=(5.5 * len(args.pair), 3.8), squeeze=False)
-    for ax, (mode, i2a_run, a2c_run) in zip(axes[0], args.pair):
-        for name, run in (("I2A", i2a_run), ("A2C", a2c_run)):
-            config, summary, metrics = load(run)
-            if config["mode"] != mode:
-                raise SystemExit(f"{run} is a {config['mode']} run, not {mode}")
-            rows.append(
-                dict(
-                    mode=mode,
-                    agent=name,
-                    seed=config["seed"],
-                    frames=summary["frames"],
-                    mean_return_last_100=summary["mean_return_last_100"],
-                    seconds=summary["seconds"],
-                )
-            )
-            ax.plot([r["frames"] / 1e6 for r in metrics], [r["mean_return_last_100"] for r in metrics], label=name)
-        ax.set(title=f"MiniPacman {mode}", xlabel="million frames", ylabel="mean return of the last 100 episodes")
-        ax.legend(fontsize=8)
-    frames = {r["frames"] for r in rows}
-    fig.suptitle(
-        f"I2A against A2C, same frames and seed ({', '.join(f'{f:,}' for f in sorted(frames))} frames)", fontsize=10
-    )
+    modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for agent in sorted({r["agent"] for r in rows if r["mode"] == mode}, key=lambda a: (a != "A2C", a)):
+            curves = [r["curve"] for r in rows if r["mode"] == mode and r["agent"] == agent and r["curve"]]
+            length = min(len(c) for c in curves)
+            frames = np.array([f for f, _ in curves[0][:length]]) / 1e6
+            values = np.array([[v for _, v in c[:length]] for c in curves])
+            line = ax.plot(frames, np.nanmean(values, 0), label=f"{agent} ({len(curves)} seeds)")[0]
+            if len(curves) > 1:
+                ax.fill_between(frames, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+        ax.set(title=mode, xlabel="million frames")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("mean return of the last 100 episodes")
+    fig.suptitle("MiniPacman: A2C, copy-model I2A and I2A (mean over seeds; band: lowest to highest seed)", fontsize=10)
     fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["regular", "hunt", "ambush"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=AGENTS)
+    parser.add_argument("--depths", nargs="+", type=int, default=[1], help="I2A rollout depths")
+    parser.add_argument("--num-updates", type=int, default=10_000, help="A2C and I2A updates of 80 frames each")
+    parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument("--frame-cap", type=int, default=1000, help="steps after which an episode is cut")
+    parser.add_argument("--env-model-updates", type=int, default=0, help="0: the environment model's default")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: each script's default)")
+    parser.add_argument("--work", default=str(ROOT / "runs" / "i2a_vs_a2c"), help="where the runs and models go")
+    parser.add_argument("--no-run", action="store_true", help="only collect the runs already in --work")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the command line only")
+    parser.add_argument("--out", help="path prefix: writes <out>.json and <out>.png")
+    args = parser.parse_args()
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if not args.no_run:
+        sweep(args, work)
+    rows = collect(work, args.modes)
+    if not rows:
+        raise SystemExit(f"no finished runs of {', '.join(args.modes)} in {work}")
+    summary = table(rows)
+    record = dict(
+        benchmark="i2a_vs_a2c",
+        machine=machine(),
+        load_average=os.getloadavg(),
+        settings=dict(num_updates=args.num_updates, num_envs=args.num_envs, env_model_updates=args.env_model_updates),
+        table=summary,
+        runs=rows,
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(f"{args.out}.png", dpi=110, bbox_inches="tight")
-    report(
-        "i2a_vs_a2c",
-        dict(pairs=[p[0] for p in args.pair]),
-        rows,
-        ["mode", "agent", "seed", "frames", "mean_return_last_100", "seconds"],
-        f"{args.out}.json" if args.out else None,
-    )
+        Path(f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
+        plot(rows, f"{args.out}.png")
+    print(f"{'mode':8s} {'agent':16s} {'seeds':10s} {'mean return +- 95% CI':24s} per seed")
+    for r in summary:
+        ci = f" +- {r['ci95']:.1f}" if r["ci95"] is not None else ""
+        print(f"{r['mode']:8s} {r['agent']:16s} {str(r['seeds']):10s} {r['mean_return']:.1f}{ci:18s} {r['per_seed']}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ behaviour; command line; bad input)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from common.minipacman import MiniPacman
 from common.runtime import save_checkpoint
@@ -12,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import assert_one_line_error, load_script, run_cli, run_script
+from tests.conftest import ROOT, assert_one_line_error, load_script, run_cli, run_script
 
 i2a = load_script("Chapter_14_I2A.py")
 img = load_script("Chapter_14_Imagination.py")
@@ -338,3 +340,21 @@ def test_copy_model_i2a_needs_no_environment_model_and_matches_the_agents_size(t
     agent = torch.load(tmp_path / "run" / "i2a_hunt", weights_only=True)
     real = i2a.I2A(IN_SHAPE, 5, len(i2a.reward_classes("hunt")), 256, None).state_dict()
     assert {k: v.shape for k, v in agent.items()} == {k: v.shape for k, v in real.items()}
+
+
+def test_comparison_bench_runs_and_resumes(tmp_path):
+    """bench/i2a_vs_a2c.py at a tiny budget: A2C and copy-model I2A runs, the table and the figure; a second call
+    finds the runs done and makes none."""
+    command = [sys.executable, str(ROOT / "bench" / "i2a_vs_a2c.py"), "--quick", "--modes", "hunt", "--seeds", "1"]
+    command += ["--agents", "a2c", "copy", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "table")]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    record = json.loads((tmp_path / "table.json").read_text())
+    assert [(r["mode"], r["agent"], r["seeds"]) for r in record["table"]] == [
+        ("hunt", "A2C", [1]),
+        ("hunt", "copy-model I2A", [1]),
+    ]
+    assert all(r["frames"] == 4 * 5 * 2 and r["cpu_s"] > 0 for r in record["runs"])
+    assert (tmp_path / "table.png").stat().st_size > 0
+    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert second.returncode == 0 and "copy-model I2A hunt seed 1:" not in second.stderr
