@@ -90,6 +90,7 @@ class Config(RunConfig):
     reward_coef: float = 0.1  # weight of the reward loss (the book: 0.1)
     frame_cap: int = 1000  # steps after which a game is cut (the book: 1000)
     actor_critic: str = ""  # the agent that plays; empty: <checkpoint-dir>/actor_critic_<mode> (the A2C script)
+    scripted_games: int = 0  # games (of num_envs) played by MiniPacman.scripted_action, not the agent (the book: 0)
     checkpoint_dir: str = ""  # finds the agent, gets env_model_<mode> too; empty: checkpoints/ in this repository
     test_steps: int = 200  # held-out steps of num_envs games each (different seeds) for the accuracies
     open_loop: int = 5  # steps of open-loop imagination scored at the end
@@ -109,6 +110,10 @@ class Config(RunConfig):
             at_least_1=("num_envs", "num_updates", "frame_cap", "test_steps", "open_loop", "log_every"),
         )
         require(self.test_steps > self.open_loop, f"--test-steps must be more than --open-loop ({self.open_loop})")
+        require(
+            0 <= self.scripted_games <= self.num_envs,
+            f"--scripted-games must be 0 to --num-envs ({self.num_envs}), got {self.scripted_games}",
+        )
 
 
 class BasicBlock(nn.Module):
@@ -195,15 +200,19 @@ class EnvModel(nn.Module):
         return target_to_pix(image.argmax(1), self.in_shape), reward.argmax(1)
 
 
-def play_games(envs, num_steps: int, actor_critic, device: torch.device, seed: int):
+def play_games(envs, num_steps: int, actor_critic, device: torch.device, seed: int, scripted_games: int = 0):
     """The agent plays `num_steps` steps of every env; yields (step, states, actions, rewards, next_states, dones)
     as tensors on the device. A game that ended in this step gets its real last frame as next state (the book
-    took the first frame of the next game)."""
+    took the first frame of the next game). The first `scripted_games` envs are played by MiniPacman's scripted
+    player instead (not in the book): it eats the power pills and the ghosts that a collapsed agent never meets."""
     states, _ = envs.reset(seed=seed)
     states = torch.from_numpy(states).to(device)
     for frame_idx in range(num_steps):
         with torch.no_grad():
             actions = actor_critic.act(states).view(-1)
+        if scripted_games:
+            scripted = envs.call("scripted_action")[:scripted_games]
+            actions[:scripted_games] = torch.tensor(scripted, device=device)
         next_states, rewards, terminated, truncated, info = envs.step(actions.cpu().numpy())
         dones = terminated | truncated
         next_states = torch.from_numpy(next_states).to(device)
@@ -285,7 +294,9 @@ def main(config: Config) -> dict:
     print(f"playing {config.test_steps} steps of {config.num_envs} held-out games for the scores ...", flush=True)
     test_envs = make_envs(config)
     try:
-        test_data = collect(test_envs, config.test_steps, actor_critic, device, seed=10**6 + config.seed)
+        test_data = collect(
+            test_envs, config.test_steps, actor_critic, device, 10**6 + config.seed, config.scripted_games
+        )
     finally:
         test_envs.close()
 
@@ -294,7 +305,7 @@ def main(config: Config) -> dict:
     losses, scores, updates = [], {}, 0
     progress = tqdm(total=config.num_updates, desc="Chapter_14_Imagination", unit="update", dynamic_ncols=True)
     try:
-        games = play_games(envs, config.num_updates, actor_critic, device, config.seed)
+        games = play_games(envs, config.num_updates, actor_critic, device, config.seed, config.scripted_games)
         for frame_idx, states, actions, rewards, next_states, _dones in games:
             inputs = torch.cat([states, onehot_actions(actions, env_model.num_actions, env_model.in_shape)], 1)
             imagined_state, imagined_reward = env_model(inputs)
@@ -439,9 +450,10 @@ def make_envs(config):
     return envs
 
 
-def collect(envs, num_steps: int, actor_critic, device: torch.device, seed: int) -> dict:
+def collect(envs, num_steps: int, actor_critic, device: torch.device, seed: int, scripted_games: int = 0) -> dict:
     """`num_steps` steps of play, time-major: states (T, N, 3, H, W), actions, rewards, next_states, dones."""
-    columns = list(zip(*(step[1:] for step in play_games(envs, num_steps, actor_critic, device, seed))))
+    games = play_games(envs, num_steps, actor_critic, device, seed, scripted_games)
+    columns = list(zip(*(step[1:] for step in games)))
     names = ("states", "actions", "rewards", "next_states", "dones")
     return {name: torch.stack(column) for name, column in zip(names, columns)}
 

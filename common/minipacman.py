@@ -20,6 +20,7 @@ real directions (the original drew 0..3 among the codes 2..5); the original's gl
 from __future__ import annotations
 
 import random
+from collections import deque
 from itertools import product
 
 import gymnasium as gym
@@ -223,6 +224,20 @@ class MiniPacman(gym.Env):
 
     # --- the game -------------------------------------------------------------------------------------------
 
+    def scripted_action(self) -> int:
+        """A scripted player, not a learner: with a power pill's effect on, after the nearest ghost; otherwise to
+        the nearest power pill, then the nearest food, keeping off the cells a ghost can reach next; with neither
+        left, away from the ghosts. Chapter_14_Imagination.py can let it play some games (`--scripted-games`), so
+        the environment model sees the events a collapsed agent never meets (hunt: 86.2 a game, over 30)."""
+        ghosts = {tuple(ghost[0]) for ghost in self.ghosts}
+        if self.power > 2 and ghosts:
+            return first_step_towards(self.pacman, ghosts)
+        danger = frozenset(NEXT[g][a] for g in ghosts for a in range(5))
+        for goals in (set(self.pills), self.food):
+            if goals:
+                return first_step_towards(self.pacman, goals, danger)
+        return max(range(5), key=lambda a: min((distance(NEXT[self.pacman][a], g) for g in ghosts), default=0))
+
     def _random_cell(self, excluded=None) -> tuple[int, int]:
         cells = FREE_CELLS if excluded is None else [c for c in FREE_CELLS if not excluded(c)]
         return cells[self._rng.randrange(len(cells))]
@@ -303,6 +318,29 @@ COLOUR_KEY = (
     ("food", FOOD),
     ("wall", WALL),
 )
+
+
+def distance(a: tuple[int, int], b: tuple[int, int]) -> int:
+    return abs(a[0] - b[0]) + abs(a[1] - b[1])
+
+
+def first_step_towards(start: tuple[int, int], goals, blocked=frozenset()) -> int:
+    """Breadth-first search over the maze: the action that starts a shortest path from start to any goal, avoiding
+    `blocked` cells (0, stay, when no goal can be reached)."""
+    if start in goals:
+        return 0
+    queue, first = deque([start]), {start: None}
+    while queue:
+        cell = queue.popleft()
+        for action in range(1, 5):
+            step = NEXT[cell][action]
+            if step == cell or step in first or step in blocked:
+                continue
+            first[step] = action if first[cell] is None else first[cell]
+            if step in goals:
+                return first[step]
+            queue.append(step)
+    return 0
 
 
 def save_gif(frames: list[np.ndarray], path, fps: int = 8, scale: int = 2) -> None:

@@ -276,3 +276,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = run_cli("Chapter_14_Imagination.py", *args, "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_scripted_games_show_the_model_the_rare_events(tmp_path, tiny_agent):
+    """--scripted-games: some games played by MiniPacman's scripted player, which eats power pills and ghosts; the
+    held-out games then hold hunt's rare reward classes, each scored alone."""
+    summary = img.main(
+        img.Config(
+            mode="hunt",
+            scripted_games=3,
+            actor_critic=str(tiny_agent / "actor_critic_regular"),
+            num_updates=2,
+            num_envs=4,
+            test_steps=50,
+            open_loop=1,
+            eval_every=0,
+            device="cpu",
+            run_dir=str(tmp_path / "run"),
+            checkpoint_dir=str(tmp_path / "checkpoints"),
+        )
+    )
+    counts = {c["reward"]: c["count"] for c in summary["reward_class_accuracy"]}
+    assert any(reward >= 10 for reward in counts), counts  # +10: a ghost eaten (with the step's other rewards)

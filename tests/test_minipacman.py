@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
-
-from common.minipacman import FREE_CELLS, MODES, NEXT, STANDARD_MAP, MiniPacman, reward_classes, save_gif, step_rewards
+from common.minipacman import FREE_CELLS, MODES, STANDARD_MAP, MiniPacman, reward_classes, save_gif, step_rewards
 
 import gymnasium as gym
 import numpy as np
@@ -188,47 +186,22 @@ def test_reward_of_each_event_per_mode(mode):
     assert one_step(lambda env: env.ghosts.append([env.pacman, 1])) == pytest.approx(table["step"] + table["killed"])
 
 
-def _first_step_towards(start, goals, blocked=frozenset()) -> int:
-    """Breadth-first search over the maze: the action that starts a shortest path from start to any goal."""
-    if start in goals:
-        return 0
-    queue, first = deque([start]), {start: None}
-    while queue:
-        cell = queue.popleft()
-        for action in range(1, 5):
-            step = NEXT[cell][action]
-            if step == cell or step in first or step in blocked:
-                continue
-            first[step] = action if first[cell] is None else first[cell]
-            if step in goals:
-                return first[step]
-            queue.append(step)
-    return 0
-
-
-def test_hunt_is_winnable():
-    """The A2C and I2A agents do not learn hunt with the book's settings (README): the task itself is fine. A
-    scripted player (to the nearest power pill around the ghosts, then after the nearest ghost) scores well."""
-    env, returns = MiniPacman("hunt"), []
+@pytest.mark.parametrize("mode", MODES)
+def test_the_scripted_player_meets_each_modes_events(mode):
+    """The A2C and I2A agents do not learn hunt with the book's settings (docs/hunt_collapse.md): the task itself is
+    fine. MiniPacman.scripted_action (to the power pills keeping off the ghosts, then after the ghosts) scores well
+    on hunt, and in every mode it meets the events an environment model must learn (the rare reward classes)."""
+    env, returns, events = MiniPacman(mode), [], {"pill": 0, "ghost_eaten": 0}
     for episode in range(10):
         env.reset(seed=episode)
         total, done = 0.0, False
         while not done:
-            ghosts = {tuple(ghost[0]) for ghost in env.ghosts}
-            if env.power > 2 and ghosts:
-                action = _first_step_towards(env.pacman, ghosts)
-            elif env.pills:
-                action = _first_step_towards(
-                    env.pacman, set(env.pills), frozenset({NEXT[g][a] for g in ghosts for a in range(5)})
-                )
-            else:
-                action = max(
-                    range(5),
-                    key=lambda a: min(
-                        abs(NEXT[env.pacman][a][0] - g[0]) + abs(NEXT[env.pacman][a][1] - g[1]) for g in ghosts
-                    ),
-                )
-            _, reward, terminated, truncated, _ = env.step(action)
+            _, reward, terminated, truncated, info = env.step(env.scripted_action())
             total, done = total + reward, terminated or truncated
+            for key in events:
+                events[key] += info[key]
         returns.append(total)
-    assert np.mean(returns) > 20  # each ghost eaten is +10, a death -20; the learning agents stay near -20
+    if mode == "hunt":
+        assert np.mean(returns) > 20  # each ghost eaten is +10, a death -20; the learning agents stay near -20
+    if mode in ("hunt", "ambush", "rush"):
+        assert events["pill"] > 0 and (mode == "rush" or events["ghost_eaten"] > 0), events
