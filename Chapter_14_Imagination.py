@@ -275,8 +275,9 @@ def main(config: Config) -> dict:
     if config.tune_process:
         tune_process()  # process-wide, for speed: denormal floats flushed, freed memory kept (common/runtime.py)
     actor_critic, agent_path = load_actor_critic(config, device)  # before the run directory: a bad agent writes nothing
-    frames = config.num_envs * (config.test_steps * (1 + config.open_loop) + 1)  # held-out data, open-loop batches
-    require_memory(frames * 2**20, "--num-envs x --test-steps")  # ~1 MB of activations per frame scored at once
+    # the open-loop scoring imagines from every held-out start at once, one step at a time: ~1 MB per frame (the
+    # default settings peak at 3.3 GB of memory in all)
+    require_memory(config.num_envs * (config.test_steps + 1) * 2**20, "--num-envs x --test-steps")
     checkpoint = writable_folder(repo_path(config.checkpoint_dir, "checkpoints"), "--checkpoint-dir")
     checkpoint = checkpoint / f"env_model_{config.mode}"
     run = RunDir(

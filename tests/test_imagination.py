@@ -298,3 +298,25 @@ def test_scripted_games_show_the_model_the_rare_events(tmp_path, tiny_agent):
     )
     counts = {c["reward"]: c["count"] for c in summary["reward_class_accuracy"]}
     assert any(reward >= 10 for reward in counts), counts  # +10: a ghost eaten (with the step's other rewards)
+
+
+def test_default_settings_fit_a_machine_with_6_gb_free(tmp_path, monkeypatch):
+    """The default held-out scoring peaks at 3.3 GB (measured); the memory check used to ask for 18.8 GB free and
+    refused the default run on a 24 GB machine."""
+    import common.runtime
+
+    pages = {"SC_AVPHYS_PAGES": 6 * 2**30 // 4096, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(common.runtime.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(img, "load_actor_critic", lambda config, device: (None, tmp_path))
+
+    class Passed(Exception):
+        pass
+
+    def after_the_check(*args):
+        raise Passed
+
+    monkeypatch.setattr(img, "writable_folder", after_the_check)  # the step after the memory check
+    with pytest.raises(Passed):
+        img.main(img.Config(device="cpu", run_dir=str(tmp_path / "run")))
+    with pytest.raises(UsageError, match="--num-envs x --test-steps needs about"):
+        img.main(img.Config(device="cpu", test_steps=5000, run_dir=str(tmp_path / "run")))
