@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
+import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -128,3 +131,57 @@ def fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 100 else f"{value:,.0f}"
     return "" if value is None else str(value)
+
+
+# Two-sided 95% Student's t quantiles by degrees of freedom (n - 1); beyond 10, the normal quantile (slightly narrow).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def mean_ci(values: list[float]) -> tuple[float, float | None]:
+    """The mean of `values` and the half-width of its 95% confidence interval (None for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n)
+
+
+def read_csv(path: Path) -> list[dict]:
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def child_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) the running process `pid` has used so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def run_polling(command: list[str], env: dict, curve_file: Path, stderr_file: Path):
+    """Run `command`, whose curve file (a CSV it rewrites whole and atomically at each point) is polled every 0.2 s:
+    each new row is stamped with the wall and CPU seconds used so far (at most 0.2 s late). Returns the rows, their
+    (wall, CPU) stamps, and the whole run's wall and CPU seconds (getrusage of the finished child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with open(stderr_file, "w") as stderr:  # tqdm's progress bar; kept for errors
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        stamps: list[tuple[float, float | None]] = []
+        while child.poll() is None:
+            time.sleep(0.2)
+            new_rows = len(read_csv(curve_file)) - len(stamps)
+            stamps += [(time.perf_counter() - start, child_cpu_seconds(child.pid))] * new_rows
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{Path(stderr_file).read_text()[-3000:]}")
+    rows = read_csv(curve_file)
+    stamps += [(wall, cpu_total)] * (len(rows) - len(stamps))  # rows written in the last 0.2 s
+    return rows, stamps, wall, cpu_total

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import resource
 import subprocess
@@ -25,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import ROOT, machine
+from benchlib import ROOT, machine, mean_ci
 
 # name: the script, its arguments besides the seed, whether it belongs to the MiniPacman chain, the headline
 # metrics (summary.json keys; "frames_to_99" comes from metrics.csv), the seeds, the README's own run.
@@ -50,17 +49,6 @@ HEADLINES = {
     ),
     "i2a": dict(script="Chapter_14_I2A.py", args=[], chain=True, metrics=["mean_return_last_100"], seeds=[1, 2, 3]),
 }
-# Two-sided 95% Student's t quantiles by degrees of freedom (n - 1).
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def mean_ci(values: list[float]) -> tuple[float, float | None]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n)
 
 
 def frames_to_99(run_dir: Path) -> int | None:

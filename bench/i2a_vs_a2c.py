@@ -28,22 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import ROOT, load_script, machine
+from benchlib import ROOT, load_script, machine, mean_ci
 
 MODES = ["regular", "avoid", "hunt", "ambush", "rush"]
 AGENTS = ["a2c", "copy", "i2a"]
 LABELS = {"a2c": "A2C", "copy": "copy-model I2A", "i2a": "I2A"}
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 QUICK = dict(num_updates=4, num_envs=2, log_every=2, env_model_updates=3, frame_cap=10)  # --quick: seconds
-
-
-def mean_ci(values: list[float]) -> tuple[float, float | None]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n)
 
 
 def done(run_dir: Path) -> bool:

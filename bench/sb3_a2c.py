@@ -29,15 +29,12 @@ import importlib.util
 import json
 import math
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, machine, report
-from sb3_her import child_cpu_seconds, read_csv
+from benchlib import ROOT, machine, mean_ci, report, run_polling
 
 FRAMES = 800_000  # 10,000 updates of 16 envs x 5 steps: the budget of docs/hunt_collapse.md's regular runs
 NUM_ENVS, NUM_STEPS = 16, 5
@@ -45,8 +42,6 @@ LOG_EVERY_UPDATES = 100  # ours' log_every: a curve point every 8,000 frames
 LATE_FRACTION = 0.2  # late_mean_return: the mean of the curve points in the last fifth of the frames (less noisy)
 PARAMETERS = 201_174  # our ActorCritic on MiniPacman (3 x 15 x 19 in, 5 actions)
 AGENTS = ("ours", "sb3", "sb3-defaults")
-# Two-sided 95% t quantiles for 1..10 degrees of freedom (no scipy needed).
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 COLUMNS = [
     "agent",
     "seed",
@@ -256,25 +251,7 @@ def run_one(agent: str, seed: int, updates: int, threads: int) -> dict:
             curve_file = run_dir / "curve.csv"
         env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        with open(Path(tmp, "stderr.txt"), "w") as stderr:  # tqdm's progress bar; kept for errors
-            child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-            # Both sides rewrite their curve file whole and atomically at each point: poll it and stamp every new
-            # row with the time and CPU used so far (0.2 s polling, so a stamp is at most that late).
-            stamps: list[tuple[float, float | None]] = []
-            while child.poll() is None:
-                time.sleep(0.2)
-                new_rows = len(read_csv(curve_file)) - len(stamps)
-                stamps += [(time.perf_counter() - start, child_cpu_seconds(child.pid))] * new_rows
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        if child.returncode != 0:
-            error = Path(tmp, "stderr.txt").read_text()[-3000:]
-            raise RuntimeError(f"{' '.join(command)} failed:\n{error}")
-        rows = read_csv(curve_file)
-        stamps += [(wall, cpu_total)] * (len(rows) - len(stamps))  # rows written in the last 0.2 s
+        rows, stamps, wall, cpu_total = run_polling(command, env, curve_file, Path(tmp, "stderr.txt"))
         summary = json.loads(Path(run_dir, "summary.json").read_text())
 
     curve = [
@@ -325,15 +302,11 @@ def late_mean(row: dict) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
 
-def mean_ci(values: list[float]) -> dict:
-    """Mean and the half-width of its two-sided 95% t confidence interval (None for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return dict(n=n, mean=round(mean, 3), ci95=None, sd=None)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    t = T95.get(n - 1, 1.96)  # beyond 10 degrees of freedom: the normal quantile (slightly narrow)
-    return dict(n=n, mean=round(mean, 3), ci95=round(t * sd / math.sqrt(n), 3), sd=round(sd, 3))
+def mean_ci_record(values: list[float]) -> dict:
+    """Mean, the half-width of its two-sided 95% t confidence interval and the standard deviation (None for one)."""
+    mean, ci = mean_ci(values)
+    sd = None if len(values) < 2 else math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return dict(n=len(values), mean=round(mean, 3), ci95=None if ci is None else round(ci, 3), sd=sd and round(sd, 3))
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -346,14 +319,14 @@ def summarise(rows: list[dict]) -> dict:
         loop = [r["loop_cpu_s_per_100k_frames"] for r in mine if r["loop_cpu_s_per_100k_frames"] is not None]
         out[agent] = dict(
             seeds=[r["seed"] for r in mine],
-            final_return=mean_ci([r["final_return"] for r in mine]),
+            final_return=mean_ci_record([r["final_return"] for r in mine]),
             late_mean_return=(
-                mean_ci([r["late_mean_return"] for r in mine])
+                mean_ci_record([r["late_mean_return"] for r in mine])
                 if all(r.get("late_mean_return") is not None for r in mine)
                 else None
             ),
-            wall_s=mean_ci([r["wall_s"] for r in mine]),
-            cpu_s=mean_ci([r["cpu_s"] for r in mine]),
+            wall_s=mean_ci_record([r["wall_s"] for r in mine]),
+            cpu_s=mean_ci_record([r["cpu_s"] for r in mine]),
             cpu_s_per_100k_frames=round(cpu / frames * 1e5, 2),
             loop_cpu_s_per_100k_frames=round(sum(loop) / len(loop), 2) if loop else None,
         )

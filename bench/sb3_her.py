@@ -26,14 +26,11 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchlib import ROOT, machine, report
+from benchlib import ROOT, machine, report, run_polling
 
 # Frames per run, both sides alike. docs/her_bits.json: ours reached greedy success >= 0.99 after about 11,700
 # (11 bits, README), 123,000-134,000 (25) and 489,000-510,000 frames (40); each budget below is at least 1.5
@@ -191,18 +188,11 @@ def sb3_child(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def child_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds (user + system, all threads) the running process `pid` has used so far, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
 def run_one(num_bits: int, side: str, seed: int, budget: int) -> dict:
     """One run in a subprocess; each new greedy-evaluation row is stamped with the child's wall and CPU seconds."""
-    with tempfile.TemporaryDirectory() as run_dir:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = str(Path(tmp, "run"))  # a new folder, as our script asks (its stderr is kept beside it)
+        Path(run_dir).mkdir()
         if side == "ours":
             command = [
                 sys.executable,
@@ -240,25 +230,7 @@ def run_one(num_bits: int, side: str, seed: int, budget: int) -> dict:
             curve_file = Path(run_dir, "curve.csv")
         env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        with open(Path(run_dir, "stderr.txt"), "w") as stderr:  # tqdm's progress bar; kept for errors
-            child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-            # Both sides rewrite their curve file whole and atomically after each evaluation: poll it and stamp
-            # every new row with the time and CPU used so far (0.2 s polling, so a stamp is at most that late).
-            stamps = []
-            while child.poll() is None:
-                time.sleep(0.2)
-                new_rows = len(read_csv(curve_file)) - len(stamps)
-                stamps += [(time.perf_counter() - start, child_cpu_seconds(child.pid))] * new_rows
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        if child.returncode != 0:
-            error = Path(run_dir, "stderr.txt").read_text()[-3000:]
-            raise RuntimeError(f"{' '.join(command)} failed:\n{error}")
-        rows = read_csv(curve_file)
-        stamps += [(wall, cpu_total)] * (len(rows) - len(stamps))  # rows written in the last 0.2 s
+        rows, stamps, wall, cpu_total = run_polling(command, env, curve_file, Path(tmp, "stderr.txt"))
         summary = json.loads(Path(run_dir, "summary.json").read_text())
 
     curve = [
@@ -285,14 +257,6 @@ def run_one(num_bits: int, side: str, seed: int, budget: int) -> dict:
         cpu_s=round(cpu_total, 2),
         curve=curve,
     )
-
-
-def read_csv(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    except OSError:
-        return []
 
 
 def plot(rows: list[dict], path: str) -> None:
