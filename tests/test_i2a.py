@@ -3,8 +3,8 @@ behaviour; command line; bad input)."""
 
 from __future__ import annotations
 
+import importlib
 import json
-import subprocess
 import sys
 
 from common.minipacman import MiniPacman
@@ -342,13 +342,14 @@ def test_copy_model_i2a_needs_no_environment_model_and_matches_the_agents_size(t
     assert {k: v.shape for k, v in agent.items()} == {k: v.shape for k, v in real.items()}
 
 
-def test_comparison_bench_runs_and_resumes(tmp_path):
-    """bench/i2a_vs_a2c.py at a tiny budget: A2C and copy-model I2A runs, the table and the figure; a second call
-    finds the runs done and makes none."""
-    command = [sys.executable, str(ROOT / "bench" / "i2a_vs_a2c.py"), "--quick", "--modes", "hunt", "--seeds", "1"]
-    command += ["--agents", "a2c", "copy", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "table")]
-    first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
+    """bench/i2a_vs_a2c.py's command line at a tiny budget (in this process): A2C and copy-model I2A runs, the table
+    and the figure; a second call finds the runs done and makes none."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("i2a_vs_a2c")
+    argv = ["i2a_vs_a2c.py", "--quick", "--modes", "hunt", "--seeds", "1", "--agents", "a2c", "copy"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--work", str(tmp_path / "work"), "--out", str(tmp_path / "table")])
+    bench.main()
     record = json.loads((tmp_path / "table.json").read_text())
     assert [(r["mode"], r["agent"], r["seeds"]) for r in record["table"]] == [
         ("hunt", "A2C", [1]),
@@ -356,5 +357,6 @@ def test_comparison_bench_runs_and_resumes(tmp_path):
     ]
     assert all(r["frames"] == 4 * 5 * 2 and r["cpu_s"] > 0 for r in record["runs"])
     assert (tmp_path / "table.png").stat().st_size > 0
-    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    assert second.returncode == 0 and "copy-model I2A hunt seed 1:" not in second.stderr
+    capsys.readouterr()
+    bench.main()
+    assert "copy-model I2A hunt seed 1:" not in capsys.readouterr().err  # nothing run again
