@@ -213,11 +213,17 @@ def cli(main: Callable[[Any], dict], config_cls: type, doc: str | None = None, a
 DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.ENAMETOOLONG, errno.EDQUOT, errno.EACCES, errno.ENOTDIR, errno.EISDIR}
 
 
+_HELD = {"depth": 0, "signum": None}  # inside `signals_held`: how deep, and the signal that arrived meanwhile
+
+
 def catch_signals() -> None:
     """SIGTERM and SIGHUP stop a run the way Ctrl+C does (`Interrupted`). SIGINT too, unless this process was
     started with it ignored (a background job): then it stays ignored."""
 
     def interrupt(signum, frame):
+        if _HELD["depth"]:  # in the middle of writing a file: stop as soon as it is written
+            _HELD["signum"] = _HELD["signum"] or signum
+            return
         raise Interrupted(signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -335,10 +341,29 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl+C, SIGTERM or SIGHUP arriving inside this block stops the run when the block ends, not in its middle."""
+    _HELD["depth"] += 1
+    try:
+        yield
+    finally:
+        _HELD["depth"] -= 1
+        if not _HELD["depth"] and _HELD["signum"] is not None:
+            signum, _HELD["signum"] = _HELD["signum"], None
+            raise Interrupted(signum)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[io.IOBase], None], binary: bool = False) -> Path:
     """Write through `write(file)` into a temporary file beside `path`, then rename it over `path`: an error, a full
-    disk or a signal leaves the old file (or none) and no temporary file. A failed write names `path`."""
-    path = Path(path)
+    disk or a signal leaves the old file (or none) and no temporary file. A failed write names `path`. A signal
+    that arrives meanwhile is held until the file is in place: raised right after the temporary file was created,
+    before the clean-up could know its name, it would leave that file behind."""
+    with signals_held():
+        return _atomic_write(Path(path), write, binary)
+
+
+def _atomic_write(path: Path, write: Callable[[io.IOBase], None], binary: bool) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

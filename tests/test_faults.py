@@ -163,7 +163,7 @@ def test_a_diverging_run_stops_in_one_line_and_leaves_the_shared_checkpoint_alon
     shared.mkdir()
     save_checkpoint(a2c.ActorCritic(SHAPE, ACTIONS).state_dict(), shared / "actor_critic_regular")
     before = (shared / "actor_critic_regular").read_bytes()
-    result = run_script(
+    result = run_cli(  # the command line in this process: the same messages and exit status, no interpreter to start
         "Chapter_14_Imagine_A2C.py",
         *("--lr", "1e12", "--max-grad-norm", "1e12", "--num-updates", "300", "--num-envs", "2", "--log-every", "5"),
         *("--device", "cpu", "--run-dir", str(tmp_path / "run"), "--checkpoint-dir", str(shared)),
@@ -275,6 +275,30 @@ def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "metrics.csv", write)
     assert (tmp_path / "metrics.csv").read_text() == "epoch\n1\n"
+    no_temporary_files(tmp_path)
+
+
+def test_a_signal_while_the_temporary_file_is_created_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """SIGTERM delivered just after mkstemp made the temporary file (the window a test run once hit): the file is
+    written whole, then the run stops; no `.tmp` is left. Without holding the signal, the file stayed behind."""
+    (tmp_path / "metrics.csv").write_text("epoch\n1\n")
+    real_mkstemp = runtime.tempfile.mkstemp
+
+    def mkstemp_then_signal(*args, **kwargs):
+        made = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler at the next bytecode: still in here
+        return made
+
+    old_handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setattr(runtime.tempfile, "mkstemp", mkstemp_then_signal)
+    try:
+        runtime.catch_signals()
+        with pytest.raises(runtime.Interrupted):
+            atomic_write(tmp_path / "metrics.csv", lambda f: f.write("epoch\n1\n2\n"))
+    finally:
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
+    assert (tmp_path / "metrics.csv").read_text() == "epoch\n1\n2\n"  # written whole before stopping
     no_temporary_files(tmp_path)
 
 

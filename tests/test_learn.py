@@ -105,7 +105,7 @@ def test_learning_on_digits_beats_chance(tmp_path):
     """A fixed-seed short run on the offline digits: 5-way 1-shot, chance is 0.20."""
     summary = learn.main(
         learn.Config(
-            dataset="digits", iterations=40, tps=8, eval_every=0, eval_tasks=100, device="cpu", run_dir=str(tmp_path)
+            dataset="digits", iterations=30, tps=8, eval_every=0, eval_tasks=50, device="cpu", run_dir=str(tmp_path)
         )
     )
     assert summary["meta_test_accuracy"] >= 0.5

@@ -224,12 +224,12 @@ def test_adaptation_pays_off_after_a_short_meta_training(tmp_path):
     summary = msgd.main(
         tiny_config(
             run_dir=str(tmp_path),
-            num_iterations=40,
-            meta_bsz=5,
-            adapt_bsz=10,
-            eval_tasks=10,
+            num_iterations=20,
+            meta_bsz=4,
+            adapt_bsz=8,
+            eval_tasks=8,
             eval_steps=1,
-            meta_lr=0.03,
+            meta_lr=0.05,
             seed=1,
         )
     )
