@@ -88,38 +88,6 @@ def wait_for(path, process, seconds: float = 120) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143)])
-def test_a_signal_mid_run_keeps_the_model_so_far_and_an_interrupted_summary(tmp_path, signum, status):
-    run_dir, shared = tmp_path / "run", tmp_path / "checkpoints"
-    shared.mkdir()
-    save_checkpoint(a2c.ActorCritic(SHAPE, ACTIONS).state_dict(), shared / "actor_critic_regular")
-    before = (shared / "actor_critic_regular").read_bytes()
-    process, logs = start(
-        "Chapter_14_Imagine_A2C.py",
-        *("--num-updates", "1000000", "--num-envs", "2", "--log-every", "5", "--device", "cpu"),
-        *("--run-dir", str(run_dir), "--checkpoint-dir", str(shared)),
-        cwd=tmp_path,
-    )
-    try:
-        wait_for(run_dir / "metrics.csv", process)
-        time.sleep(0.5)
-        process.send_signal(signum)
-        process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    lines = logs.read_text().strip().splitlines()
-    assert process.returncode == status, lines[-5:]
-    assert f"interrupted ({signal.Signals(signum).name})" in lines[-1] and str(run_dir) in lines[-1]
-    no_temporary_files(run_dir, shared)
-    every_file_parses(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["interrupted"] is True and summary["updates"] > 0
-    model = a2c.ActorCritic(SHAPE, ACTIONS)
-    model.load_state_dict(torch.load(run_dir / "actor_critic_regular", weights_only=True))  # a loadable model
-    assert (shared / "actor_critic_regular").read_bytes() == before  # the shared copy is untouched
-
-
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_each_signal_has_its_exit_status_and_one_line(signum, status, capsys):
     def main(config):
@@ -131,26 +99,40 @@ def test_each_signal_has_its_exit_status_and_one_line(signum, status, capsys):
     assert f"interrupted ({signal.Signals(signum).name})" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_subprocess_workers_stay_quiet_on_ctrl_c(tmp_path):
-    """Ctrl+C reaches every process of the terminal's group: the workers leave it to the main process."""
-    run_dir = tmp_path / "run"
+def test_ctrl_c_mid_run_keeps_the_model_so_far_and_the_workers_stay_quiet(tmp_path):
+    """Ctrl+C reaches every process of the terminal's group: the workers leave it to the main process, which saves
+    what was learnt so far in its run directory, writes an interrupted summary and leaves the shared copy alone.
+    (SIGTERM is tested the same way end to end on HER: tests/test_her_scripts.py.)"""
+    run_dir, shared = tmp_path / "run", tmp_path / "checkpoints"
+    shared.mkdir()
+    save_checkpoint(a2c.ActorCritic(SHAPE, ACTIONS).state_dict(), shared / "actor_critic_regular")
+    before = (shared / "actor_critic_regular").read_bytes()
     process, logs = start(
         "Chapter_14_Imagine_A2C.py",
         *("--num-updates", "1000000", "--num-envs", "3", "--vec-env", "subproc", "--log-every", "5"),
-        *("--device", "cpu", "--gif-frames", "0", "--run-dir", str(run_dir), "--checkpoint-dir", str(tmp_path / "ck")),
+        *("--device", "cpu", "--gif-frames", "0", "--run-dir", str(run_dir), "--checkpoint-dir", str(shared)),
         cwd=tmp_path,
     )
     try:
         wait_for(run_dir / "metrics.csv", process)
+        time.sleep(0.5)
         subprocess.run(["pkill", "-INT", "-g", str(process.pid)], check=False)  # the whole group, like a terminal
         process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
     err = logs.read_text()
+    lines = err.strip().splitlines()
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err, err[-3000:]
-    assert json.loads((run_dir / "summary.json").read_text())["interrupted"] is True
+    assert "interrupted (SIGINT)" in lines[-1] and str(run_dir) in lines[-1]
+    no_temporary_files(run_dir, shared)
+    every_file_parses(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["updates"] > 0
+    model = a2c.ActorCritic(SHAPE, ACTIONS)
+    model.load_state_dict(torch.load(run_dir / "actor_critic_regular", weights_only=True))  # a loadable model
+    assert (shared / "actor_critic_regular").read_bytes() == before  # the shared copy is untouched
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -77,7 +77,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_leaves_only_complete_files(tmp_path):
+def test_sigterm_leaves_only_complete_files(tmp_path):
+    """SIGTERM (a `kill`, a job scheduler) mid-training: exit status 143, the files so far, each whole. Ctrl+C is
+    tested end to end on the A2C script (tests/test_faults.py)."""
     run_dir = tmp_path / "run"
     logs = tmp_path.parent / f"{tmp_path.name}-output"  # outside the run directory; files, not pipes that can fill up
     logs.mkdir()
@@ -101,22 +103,20 @@ def test_ctrl_c_leaves_only_complete_files(tmp_path):
             stdout=out,
             stderr=error,
             text=True,
-            # a terminal's Ctrl+C, even when this test runs in a background job (which starts with SIGINT ignored)
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.time() + 120
         while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)  # well inside training: metrics.csv is being rewritten every cycle
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
         finally:
             if process.poll() is None:
                 process.kill()
     err = (logs / "stderr").read_text()
-    assert process.returncode == 130, err[-2000:]
-    assert "interrupted (SIGINT)" in err.strip().splitlines()[-1] and str(run_dir) in err
+    assert process.returncode == 143, err[-2000:]
+    assert "interrupted (SIGTERM)" in err.strip().splitlines()[-1] and str(run_dir) in err
     names = sorted(p.name for p in run_dir.iterdir())
     # what was learnt so far, no temporary files, nothing half-written
     assert names == ["config.json", "learning_curve.png", "metrics.csv", "summary.json"], names
