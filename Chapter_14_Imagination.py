@@ -88,6 +88,7 @@ class Config(RunConfig):
     num_updates: int = 5000  # Adam steps, each on the num_envs transitions of one step of play (the book: 5000)
     lr: float = 1e-3  # Adam learning rate (the book: Adam's default, 1e-3)
     reward_coef: float = 0.1  # weight of the reward loss (the book: 0.1)
+    reward_balance: float = 0.0  # reward classes weighted by (frequency so far)^-this: 0 the book's, 1 balanced
     frame_cap: int = 1000  # steps after which a game is cut (the book: 1000)
     actor_critic: str = ""  # the agent that plays; empty: <checkpoint-dir>/actor_critic_<mode> (the A2C script)
     scripted_games: int = 0  # games (of num_envs) played by MiniPacman.scripted_action, not the agent (the book: 0)
@@ -106,7 +107,7 @@ class Config(RunConfig):
         check_ranges(
             self,
             positive=("lr",),
-            non_negative=("reward_coef", "eval_every"),
+            non_negative=("reward_coef", "reward_balance", "eval_every"),
             at_least_1=("num_envs", "num_updates", "frame_cap", "test_steps", "open_loop", "log_every"),
         )
         require(self.test_steps > self.open_loop, f"--test-steps must be more than --open-loop ({self.open_loop})")
@@ -265,6 +266,15 @@ def rewards_to_target(mode: str, rewards: torch.Tensor) -> torch.Tensor:
     return target
 
 
+def reward_class_weights(counts: torch.Tensor, balance: float) -> torch.Tensor:
+    """Weights of the reward classes in the reward loss: (frequency)^-balance, scaled so that the classes' weights
+    average 1 over the transitions seen. balance 1: every class weighs as much in all as any other ("balanced");
+    0.5 halfway. Rare events (a ghost eaten, a death) are a few in a thousand steps: unweighted, a model that always
+    says "nothing happened" is right almost always (docs/imagination.md)."""
+    weights = counts.pow(-balance)
+    return weights * counts.sum() / (weights * counts).sum()
+
+
 def onehot_actions(actions: torch.Tensor, num_actions: int, in_shape) -> torch.Tensor:
     """Actions (N,) -> (N, num_actions, H, W): one plane per action, ones on the action taken."""
     return F.one_hot(actions.view(-1), num_actions).float().view(-1, num_actions, 1, 1).expand(-1, -1, *in_shape[1:])
@@ -291,6 +301,7 @@ def main(config: Config) -> dict:
     env_model = new_env_model(config.mode, device)
     optimizer = torch.optim.Adam(env_model.parameters(), lr=config.lr)
     criterion = nn.CrossEntropyLoss()
+    reward_counts = torch.ones(len(reward_classes(config.mode)), device=device)  # each class seen so far, plus one
 
     print(f"playing {config.test_steps} steps of {config.num_envs} held-out games for the scores ...", flush=True)
     test_envs = make_envs(config)
@@ -316,7 +327,9 @@ def main(config: Config) -> dict:
 
             optimizer.zero_grad()
             image_loss = criterion(imagined_state, target_state)
-            reward_loss = criterion(imagined_reward, target_reward)
+            reward_counts += torch.bincount(target_reward, minlength=len(reward_counts))
+            weight = reward_class_weights(reward_counts, config.reward_balance) if config.reward_balance else None
+            reward_loss = F.cross_entropy(imagined_reward, target_reward, weight=weight)
             loss = image_loss + config.reward_coef * reward_loss
             loss.backward()
             optimizer.step()

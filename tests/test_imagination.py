@@ -233,6 +233,7 @@ def test_every_mode_trains(tmp_path, tiny_agent):
             num_envs=2,
             test_steps=6,
             eval_every=0,
+            reward_balance=0.5,  # the weighted reward loss runs too
             device="cpu",
             run_dir=str(tmp_path / "run"),
             checkpoint_dir=str(tmp_path / "checkpoints"),
@@ -245,6 +246,17 @@ def test_every_mode_trains(tmp_path, tiny_agent):
     assert all(0 <= c["accuracy"] <= 1 for c in per_class)
     with pytest.raises(UsageError, match="not for --mode regular"):
         img.load_env_model(tmp_path / "checkpoints" / "env_model_hunt", "regular", CPU)
+
+
+def test_reward_class_weights_lift_the_rare_classes():
+    counts = torch.tensor([9800.0, 150.0, 40.0, 10.0])  # "nothing", then rarer and rarer events
+    assert torch.allclose(img.reward_class_weights(counts, 0.0), torch.ones(4))  # the book's unweighted loss
+    balanced = img.reward_class_weights(counts, 1.0)
+    assert torch.allclose(balanced * counts, (balanced * counts)[0].expand(4))  # each class weighs the same in all
+    half = img.reward_class_weights(counts, 0.5)
+    assert (half.diff() > 0).all() and half[0] < 1 < half[-1]  # rarer, heavier; "nothing" below 1
+    for weights in (balanced, half):
+        assert torch.isclose((weights * counts).sum() / counts.sum(), torch.tensor(1.0))  # 1 on average
 
 
 def test_missing_agent_is_one_line_naming_the_a2c_script(tmp_path):
