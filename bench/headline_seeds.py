@@ -10,6 +10,10 @@ names); a run that was interrupted is not counted. `--no-run` only collects.
     python bench/headline_seeds.py --work runs/headline_seeds --out docs/headline_seeds.json
     python bench/headline_seeds.py --only her woher --seeds 1 2 3 --work runs/headline_seeds
     python bench/headline_seeds.py --work runs/headline_seeds --no-run --out docs/headline_seeds.json
+    python bench/headline_seeds.py --only learn_digits --keep docs/headline_seeds.json --out docs/headline_seeds.json
+
+`--keep FILE` carries over the per-seed rows of an earlier record for every (headline, seed) that <work> does not
+hold, so a sweep made on another day (whose run directories are gone) and today's runs make one record.
 """
 
 from __future__ import annotations
@@ -114,6 +118,11 @@ def published(name: str, spec: dict, seed: int) -> dict | None:
     return dict(headline=name, seed=seed, **known)
 
 
+def order(spec: dict, seed: int) -> int:
+    """A headline's own seeds first, in its order (the published seed first), then any other seed."""
+    return spec["seeds"].index(seed) if seed in spec["seeds"] else len(spec["seeds"]) + seed
+
+
 def process_times(text: str) -> dict:
     """ "W wall C cpu" (run_one), "W wall U user S sys" (GNU time -f) or GNU time -v's report."""
     if "Elapsed (wall clock)" in text:
@@ -134,20 +143,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="--threads for every run (default: each script's)")
     parser.add_argument("--no-run", action="store_true", help="only collect the runs already in --work")
     parser.add_argument("--out", help="the JSON record (per-seed figures, mean +- 95%% CI)")
+    parser.add_argument("--keep", help="an earlier record whose rows count where <work> has no run")
     args = parser.parse_args()
+    kept = json.loads(Path(args.keep).read_text())["runs"] if args.keep else []
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     names = args.only or list(HEADLINES)
     rows, results = [], {}
-    for name in names:  # in the chain's order: a2c, envmodel, i2a for each seed
+    for name in HEADLINES:  # in the chain's order: a2c, envmodel, i2a for each seed
         spec = HEADLINES[name]
-        for seed in args.seeds or spec["seeds"]:
+        seeds = (args.seeds or spec["seeds"]) if name in names else []
+        for seed in seeds:
             if not args.no_run and collect(name, spec, seed, work) is None:
                 run_one(name, spec, seed, work, args.threads)
             row = collect(name, spec, seed, work)
             if row is not None:
                 rows.append(row)
-        done = [r for r in rows if r["headline"] == name]
+        have = {r["seed"] for r in rows if r["headline"] == name}
+        rows += [r for r in kept if r["headline"] == name and r["seed"] not in have]
+        if name not in names and not any(r["headline"] == name for r in rows):
+            continue
+        done = sorted((r for r in rows if r["headline"] == name), key=lambda r: order(spec, r["seed"]))
         results[name] = {"script": spec["script"], "args": spec["args"], "seeds": [r["seed"] for r in done]}
         for metric in spec["metrics"]:
             values = [r[metric] for r in done if r[metric] is not None]
