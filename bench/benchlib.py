@@ -185,3 +185,15 @@ def run_polling(command: list[str], env: dict, curve_file: Path, stderr_file: Pa
     rows = read_csv(curve_file)
     stamps += [(wall, cpu_total)] * (len(rows) - len(stamps))  # rows written in the last 0.2 s
     return rows, stamps, wall, cpu_total
+
+
+def process_times(text: str) -> dict:
+    """ "W wall C cpu" (run_one), "W wall U user S sys" (GNU time -f) or GNU time -v's report."""
+    if "Elapsed (wall clock)" in text:
+        fields = dict(line.strip().rsplit(": ", 1) for line in text.splitlines() if ": " in line)
+        clock = [float(x) for x in fields["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":")]
+        wall = sum(x * 60**i for i, x in enumerate(reversed(clock)))
+        cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
+        return dict(process_wall_s=round(wall, 2), process_cpu_s=round(cpu, 2))
+    numbers = [float(w) for w in text.split() if w.replace(".", "", 1).isdigit()]
+    return dict(process_wall_s=numbers[0], process_cpu_s=round(sum(numbers[1:3]), 2)) if len(numbers) >= 2 else {}

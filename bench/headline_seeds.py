@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import ROOT, machine, mean_ci
+from benchlib import ROOT, machine, mean_ci, process_times
 
 # name: the script, its arguments besides the seed, whether it belongs to the MiniPacman chain, the headline
 # metrics (summary.json keys; "frames_to_99" comes from metrics.csv), the seeds, the README's own run.
@@ -121,18 +121,6 @@ def published(name: str, spec: dict, seed: int) -> dict | None:
 def order(spec: dict, seed: int) -> int:
     """A headline's own seeds first, in its order (the published seed first), then any other seed."""
     return spec["seeds"].index(seed) if seed in spec["seeds"] else len(spec["seeds"]) + seed
-
-
-def process_times(text: str) -> dict:
-    """ "W wall C cpu" (run_one), "W wall U user S sys" (GNU time -f) or GNU time -v's report."""
-    if "Elapsed (wall clock)" in text:
-        fields = dict(line.strip().rsplit(": ", 1) for line in text.splitlines() if ": " in line)
-        clock = [float(x) for x in fields["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":")]
-        wall = sum(x * 60**i for i, x in enumerate(reversed(clock)))
-        cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
-        return dict(process_wall_s=round(wall, 2), process_cpu_s=round(cpu, 2))
-    numbers = [float(w) for w in text.split() if w.replace(".", "", 1).isdigit()]
-    return dict(process_wall_s=numbers[0], process_cpu_s=round(sum(numbers[1:3]), 2)) if len(numbers) >= 2 else {}
 
 
 def main() -> None:

@@ -1,0 +1,112 @@
+"""The environment model of `Chapter_14_Imagination.py` per MiniPacman mode: one-step and open-loop accuracy, and
+the reward-class accuracy class by class (the rare classes, a ghost eaten or a power pill, are the ones that matter
+to an imagining agent and the hardest to learn).
+
+Each run is `python Chapter_14_Imagination.py --mode M --scripted-games K --reward-balance B <args>` with the given
+agent (`--actor-critic`: it plays the games that the scripted player does not), in `<work>/<M>_model_k<K>_b<B>`
+(B as Python prints it: 0.5, 1.0).
+A run whose summary.json is in <work> is not run again, so a sweep can be stopped and resumed; `--no-run` only
+collects.
+
+    python bench/env_model_modes.py --actor-critic checkpoints/actor_critic_regular --modes hunt ambush rush \\
+        --scripted-games 8 --reward-balance 0 0.5 --work runs/env_model_modes --out docs/env_model_modes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchlib import ROOT, process_times, report
+
+MODES = ["regular", "avoid", "hunt", "ambush", "rush"]
+
+
+def run_dir(work: Path, mode: str, scripted: int, balance: float) -> Path:
+    return work / f"{mode}_model_k{scripted}_b{balance}"  # hunt_model_k8_b0.5
+
+
+def run_one(folder: Path, mode: str, scripted: int, balance: float, args: argparse.Namespace) -> None:
+    command = [sys.executable, str(ROOT / "Chapter_14_Imagination.py"), "--mode", mode]
+    command += ["--scripted-games", str(scripted), "--reward-balance", str(balance)]
+    command += ["--num-updates", str(args.num_updates), "--seed", str(args.seed), "--actor-critic", args.actor_critic]
+    command += ["--checkpoint-dir", str(folder / "checkpoints"), "--run-dir", str(folder), "--overwrite"]
+    print(f"running {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    log = folder.parent / f"{folder.name}.log"
+    with open(log, "w") as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, MPLBACKEND="Agg"))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"{folder.name} failed (exit {result.returncode}); see {log}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    (folder.parent / f"{folder.name}.time").write_text(f"{time.perf_counter() - start:.2f} wall {cpu:.2f} cpu\n")
+
+
+def collect(folder: Path, mode: str, scripted: int, balance: float) -> dict | None:
+    path = folder / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    if summary.get("interrupted"):
+        return None
+    row = dict(mode=mode, scripted_games=scripted, reward_balance=balance)
+    for key in ("pixel_accuracy", "frame_accuracy", "reward_accuracy", "transitions", "updates", "seconds"):
+        row[key] = summary.get(key)
+    for key, value in summary.items():
+        if key.startswith("open_loop_") and key != "open_loop" and not key.endswith("rollouts"):
+            row[key] = value
+    row["reward_class_accuracy"] = summary.get("reward_class_accuracy")
+    row["by_class"] = ", ".join(
+        f"{c['reward']:g}: {c['accuracy']:.2f} ({c['count']})" for c in summary.get("reward_class_accuracy") or []
+    )
+    timing = folder.parent / f"{folder.name}.time"
+    if timing.is_file():
+        row.update(process_times(timing.read_text()))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--actor-critic", required=True, help="the agent that plays (an actor_critic_<mode> file)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["hunt", "ambush", "rush"])
+    parser.add_argument("--scripted-games", nargs="+", type=int, default=[8], help="games of 16 scripted")
+    parser.add_argument("--reward-balance", nargs="+", type=float, default=[0.0])
+    parser.add_argument("--num-updates", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", default=str(ROOT / "runs" / "env_model_modes"), help="where the runs go")
+    parser.add_argument("--no-run", action="store_true", help="only collect the runs already in --work")
+    parser.add_argument("--out", help="the JSON record")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for mode in args.modes:
+        for scripted in args.scripted_games:
+            for balance in args.reward_balance:
+                folder = run_dir(work, mode, scripted, balance)
+                if not args.no_run and collect(folder, mode, scripted, balance) is None:
+                    run_one(folder, mode, scripted, balance, args)
+                row = collect(folder, mode, scripted, balance)
+                if row is not None:
+                    rows.append(row)
+    settings = dict(
+        script="Chapter_14_Imagination.py",
+        actor_critic=args.actor_critic,
+        num_updates=args.num_updates,
+        seed=args.seed,
+        held_out="the script's: test_steps steps of num_envs games, seeds 10**6 + seed..., played the same way",
+    )
+    columns = ["mode", "scripted_games", "reward_balance", "pixel_accuracy", "frame_accuracy", "reward_accuracy"]
+    columns += ["open_loop_5_pixel_accuracy", "open_loop_5_reward_accuracy", "by_class", "process_cpu_s"]
+    report("env_model_modes", settings, rows, columns, args.out)
+
+
+if __name__ == "__main__":
+    main()
