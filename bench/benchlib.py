@@ -197,3 +197,18 @@ def process_times(text: str) -> dict:
         return dict(process_wall_s=round(wall, 2), process_cpu_s=round(cpu, 2))
     numbers = [float(w) for w in text.split() if w.replace(".", "", 1).isdigit()]
     return dict(process_wall_s=numbers[0], process_cpu_s=round(sum(numbers[1:3]), 2)) if len(numbers) >= 2 else {}
+
+
+def run_logged(command: list[str], run_dir: Path) -> None:
+    """Run a training script to the end: its output in <run_dir>.log, its wall and CPU seconds (the whole process
+    tree) in <run_dir>.time, which `process_times` reads; a failed run stops the sweep, naming its log."""
+    print(f"running {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    log = run_dir.parent / f"{run_dir.name}.log"
+    with open(log, "w") as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, MPLBACKEND="Agg"))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"{run_dir.name} failed (exit {result.returncode}); see {log}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    (run_dir.parent / f"{run_dir.name}.time").write_text(f"{time.perf_counter() - start:.2f} wall {cpu:.2f} cpu\n")

@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchlib import ROOT, process_times, report
+from benchlib import ROOT, process_times, report, run_logged
 
 MODES = ["regular", "avoid", "hunt", "ambush", "rush"]
 
@@ -36,17 +32,8 @@ def run_one(folder: Path, mode: str, scripted: int, balance: float, args: argpar
     command = [sys.executable, str(ROOT / "Chapter_14_Imagination.py"), "--mode", mode]
     command += ["--scripted-games", str(scripted), "--reward-balance", str(balance)]
     command += ["--num-updates", str(args.num_updates), "--seed", str(args.seed), "--actor-critic", args.actor_critic]
-    command += ["--checkpoint-dir", str(folder / "checkpoints"), "--run-dir", str(folder), "--overwrite"]
-    print(f"running {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    log = folder.parent / f"{folder.name}.log"
-    with open(log, "w") as out:
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, MPLBACKEND="Agg"))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{folder.name} failed (exit {result.returncode}); see {log}")
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    (folder.parent / f"{folder.name}.time").write_text(f"{time.perf_counter() - start:.2f} wall {cpu:.2f} cpu\n")
+    command += ["--checkpoint-dir", f"{folder}_checkpoints", "--run-dir", str(folder), "--overwrite"]
+    run_logged(command, folder)
 
 
 def collect(folder: Path, mode: str, scripted: int, balance: float) -> dict | None:

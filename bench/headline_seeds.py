@@ -22,13 +22,10 @@ import argparse
 import csv
 import json
 import os
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchlib import ROOT, machine, mean_ci, process_times
+from benchlib import ROOT, machine, mean_ci, process_times, run_logged
 
 # name: the script, its arguments besides the seed, whether it belongs to the MiniPacman chain, the headline
 # metrics (summary.json keys; "frames_to_99" comes from metrics.csv), the seeds, the README's own run.
@@ -79,16 +76,7 @@ def run_one(name: str, spec: dict, seed: int, work: Path, threads: int | None) -
         command += ["--checkpoint-dir", str(work / f"chain_s{seed}")]
     if threads:
         command += ["--threads", str(threads)]
-    print(f"running {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    log = work / f"{name}_s{seed}.log"
-    with open(log, "w") as out:
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, MPLBACKEND="Agg"))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{name} seed {seed} failed (exit {result.returncode}); see {log}")
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    (work / f"{name}_s{seed}.time").write_text(f"{time.perf_counter() - start:.2f} wall {cpu:.2f} cpu\n")
+    run_logged(command, work / f"{name}_s{seed}")
 
 
 def collect(name: str, spec: dict, seed: int, work: Path) -> dict | None:
