@@ -63,6 +63,7 @@ class Config(RunConfig):
     num_steps: int = 5  # steps per environment between two updates (the book: 5)
     gamma: float = 0.99  # discount (the book: 0.99)
     entropy_coef: float = 0.01  # weight of the entropy bonus (the book: 0.01)
+    reward_scale: float = 1.0  # the learner sees each reward x this; returns are reported unscaled (not in the book)
     value_loss_coef: float = 0.5  # weight of the critic's loss (the book: 0.5)
     max_grad_norm: float = 0.5  # gradient clipping (the book: 0.5)
     lr: float = 7e-4  # RMSprop learning rate (the book: 7e-4)
@@ -81,7 +82,7 @@ class Config(RunConfig):
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
         check_ranges(
             self,
-            positive=("lr", "eps", "max_grad_norm"),
+            positive=("lr", "eps", "max_grad_norm", "reward_scale"),
             non_negative=("entropy_coef", "value_loss_coef", "gif_frames"),
             at_least_1=("num_envs", "num_updates", "num_steps", "frame_cap", "log_every"),
             fraction=("gamma", "alpha"),
@@ -200,7 +201,7 @@ def main(config: Config) -> dict:
                     step,
                     torch.from_numpy(next_state),
                     action,
-                    torch.from_numpy(reward).float().unsqueeze(1),
+                    torch.from_numpy(reward * config.reward_scale).float().unsqueeze(1),
                     masks,
                     truncation_value,
                 )

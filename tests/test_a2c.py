@@ -7,7 +7,7 @@ import json
 import os
 from functools import partial
 
-from common.minipacman import MiniPacman, episode_returns
+from common.minipacman import MiniPacman, episode_returns, step_rewards
 from common.rollout import RolloutStorage
 from common.runtime import load_checkpoint, save_checkpoint
 from common.vec_env import SubprocVecEnv, make_vec_env
@@ -241,6 +241,7 @@ def test_same_seed_same_numbers(tmp_path):
         (["--num-envs", "0"], "--num-envs must be at least 1"),
         (["--num-steps", "0"], "--num-steps must be at least 1"),
         (["--vec-env", "threads"], "--vec-env 'threads' is unknown"),
+        (["--reward-scale", "0"], "--reward-scale must be positive"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
@@ -265,6 +266,28 @@ def test_every_mode_trains(mode, tmp_path):
         )
     )
     assert summary["mode"] == mode and (tmp_path / "ck" / f"actor_critic_{mode}").exists()
+
+
+def test_reward_scale_is_what_the_learner_sees_and_returns_stay_unscaled(tmp_path, monkeypatch):
+    """--reward-scale s: the rollout (so the value targets and advantages) holds each reward x s, while the episode
+    statistics, the metrics and the summary keep the game's own rewards (avoid: +0.1 a step, -0.1 a food...)."""
+    seen, learnt = [], []
+    update, insert = a2c.EpisodeStats.update, a2c.RolloutStorage.insert
+    monkeypatch.setattr(a2c.EpisodeStats, "update", lambda self, r, *a: (seen.append(r.copy()), update(self, r, *a)))
+    monkeypatch.setattr(
+        a2c.RolloutStorage,
+        "insert",
+        lambda self, s, st, ac, r, *a: (learnt.append(r.clone()), insert(self, s, st, ac, r, *a)),
+    )
+    config = dict(mode="avoid", num_updates=6, num_envs=2, frame_cap=8, log_every=3, gif_frames=0, device="cpu")
+    summary = a2c.main(
+        a2c.Config(**config, reward_scale=0.05, run_dir=str(tmp_path / "r"), checkpoint_dir=str(tmp_path))
+    )
+    raw = np.stack(seen)
+    assert torch.equal(torch.stack(learnt).squeeze(-1), torch.from_numpy(raw * 0.05).float())
+    assert set(np.round(raw, 6).ravel().tolist()) <= set(step_rewards("avoid"))  # the statistics: the game's units
+    assert 0.1 in set(np.round(raw, 6).ravel().tolist())  # a step of avoid is worth 0.1 (the learner sees 0.005)
+    assert summary["mean_return_last_100"] > -25 and summary["frames"] == 6 * 5 * 2
 
 
 def test_hunt_policy_keeps_its_entropy_early_on(tmp_path):
