@@ -85,6 +85,7 @@ class Config(RunConfig):
     full_rollout: bool = True  # one rollout per action (True), or one rollout led by the distil policy (the book: True)
     gamma: float = 0.99  # discount (the book: 0.99)
     entropy_coef: float = 0.01  # weight of the entropy bonus (the book: 0.01)
+    reward_scale: float = 1.0  # the learner sees each reward x this; returns are reported unscaled (not in the book)
     value_loss_coef: float = 0.5  # weight of the critic's loss (the book: 0.5)
     max_grad_norm: float = 0.5  # gradient clipping (the book: 0.5)
     lr: float = 7e-4  # RMSprop learning rate of the agent (the book: 7e-4)
@@ -108,7 +109,7 @@ class Config(RunConfig):
         require(self.bf16 in BF16_CHOICES, f"--bf16 {self.bf16!r} is unknown: use auto, on or off")
         check_ranges(
             self,
-            positive=("lr", "eps", "max_grad_norm", "distil_lr"),
+            positive=("lr", "eps", "max_grad_norm", "distil_lr", "reward_scale"),
             non_negative=("entropy_coef", "value_loss_coef", "distil_coef", "gif_frames"),
             at_least_1=("num_envs", "num_updates", "num_steps", "rollout_depth", "hidden_size", "frame_cap"),
             fraction=("gamma", "alpha"),
@@ -329,7 +330,7 @@ def main(config: Config) -> dict:
                     step,
                     torch.from_numpy(next_state),
                     action,
-                    torch.from_numpy(reward).float().unsqueeze(1),
+                    torch.from_numpy(reward * config.reward_scale).float().unsqueeze(1),
                     masks,
                     truncation_value,
                 )

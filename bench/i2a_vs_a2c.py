@@ -15,6 +15,8 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --modes avoid rush --seeds 1 --out docs/i2a_vs_a2c          # same --work: adds
     python bench/i2a_vs_a2c.py --modes hunt --seeds 1 2 3 --depths 3 --agents i2a --out docs/i2a_vs_a2c
     python bench/i2a_vs_a2c.py --quick --work /tmp/quick --out /tmp/quick/table          # tiny: checks the CLI
+    python bench/i2a_vs_a2c.py --modes hunt --reward-scale 0.05 --entropy-coef 0.005 --num-updates 30000 \
+        --work runs/i2a_vs_a2c_scaled --out docs/i2a_vs_a2c_hunt_scaled   # hunt's learning settings (another --work)
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def sweep(args, work: Path) -> None:
     i2a = load_script("Chapter_14_I2A.py")
     common = dict(device=args.device, num_envs=args.num_envs, **({"threads": args.threads} if args.threads else {}))
     loop = dict(num_updates=args.num_updates, log_every=args.log_every, gif_frames=0, frame_cap=args.frame_cap)
+    loop.update(reward_scale=args.reward_scale, **({"entropy_coef": args.entropy_coef} if args.entropy_coef else {}))
     for mode in args.modes:
         for seed in args.seeds:
             chain = str(work / f"chain_{mode}_s{seed}")
@@ -120,6 +123,8 @@ def collect(work: Path, modes: list[str]) -> list[dict]:
                 frames=summary["frames"],
                 mean_return_last_100=summary["mean_return_last_100"],
                 entropy_last=summary.get("entropy_last"),
+                reward_scale=config.get("reward_scale", 1.0),
+                entropy_coef=config.get("entropy_coef"),
                 seconds=summary["seconds"],
                 **(json.loads(times_path.read_text()) if times_path.is_file() else {}),
                 run_dir=str(summary_path.parent),
@@ -191,6 +196,8 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--frame-cap", type=int, default=1000, help="steps after which an episode is cut")
+    parser.add_argument("--reward-scale", type=float, default=1.0, help="A2C and I2A: the learner's rewards x this")
+    parser.add_argument("--entropy-coef", type=float, default=0.0, help="A2C and I2A (0: the scripts' default)")
     parser.add_argument("--env-model-updates", type=int, default=0, help="0: the environment model's default")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: each script's default)")

@@ -10,6 +10,7 @@ import sys
 from common.minipacman import MiniPacman
 from common.runtime import save_checkpoint
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -301,6 +302,7 @@ def test_env_model_with_wrong_shapes_is_refused(tmp_path):
         (["--rollout-depth", "0"], "--rollout-depth must be at least 1"),
         (["--mode", "chase"], "--mode 'chase' is unknown"),
         (["--device", "cuda:7"], "cuda"),
+        (["--reward-scale", "-1"], "--reward-scale must be positive"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
@@ -340,6 +342,21 @@ def test_copy_model_i2a_needs_no_environment_model_and_matches_the_agents_size(t
     agent = torch.load(tmp_path / "run" / "i2a_hunt", weights_only=True)
     real = i2a.I2A(IN_SHAPE, 5, len(i2a.reward_classes("hunt")), 256, None).state_dict()
     assert {k: v.shape for k, v in agent.items()} == {k: v.shape for k, v in real.items()}
+
+
+def test_reward_scale_is_what_the_learner_sees(tmp_path, monkeypatch):
+    """As in the A2C script: the rollout holds each reward x reward_scale, the episode statistics the game's own."""
+    seen, learnt = [], []
+    update, insert = i2a.EpisodeStats.update, i2a.RolloutStorage.insert
+    monkeypatch.setattr(i2a.EpisodeStats, "update", lambda self, r, *a: (seen.append(r.copy()), update(self, r, *a)))
+    monkeypatch.setattr(
+        i2a.RolloutStorage, "insert", lambda self, st, *a: (learnt.append(a[2].clone()), insert(self, st, *a))
+    )
+    config = dict(copy_model=True, mode="avoid", num_updates=2, num_envs=2, log_every=1, gif_frames=0, device="cpu")
+    i2a.main(i2a.Config(**config, reward_scale=0.05, run_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path)))
+    raw = np.stack(seen)
+    assert 0.1 in set(np.round(raw, 6).ravel().tolist())  # avoid's step reward, as the game gives it
+    assert torch.equal(torch.stack(learnt).squeeze(-1), torch.from_numpy(raw * 0.05).float())
 
 
 def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
