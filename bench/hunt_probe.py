@@ -57,10 +57,12 @@ def step_events(info: dict, done: np.ndarray) -> np.ndarray:
     """(num_envs, 4): pill, ghost eaten, killed, level of this step; an env whose episode ended in the step has
     reset inside it, so its step's events are in info["final_info"]."""
     keys = ("pill", "ghost_eaten", "killed", "level")
-    ev = np.stack([np.asarray(info[k], dtype=np.float64) for k in keys], 1)
+    zeros = np.zeros(len(done))
+    # when every env ended in this step, info holds only the resets' keys: the events are all in final_info
+    ev = np.stack([np.asarray(info.get(k, zeros), dtype=np.float64) for k in keys], 1)
     if done.any():
         final = info["final_info"]
-        ev[done] = np.stack([np.asarray(final[k], dtype=np.float64) for k in keys], 1)[done]
+        ev[done] = np.stack([np.asarray(final.get(k, zeros), dtype=np.float64) for k in keys], 1)[done]
     return ev
 
 

@@ -309,3 +309,40 @@ def test_hunt_policy_keeps_its_entropy_early_on(tmp_path):
         entropy = [float(row["entropy"]) for row in csv.DictReader(f)]
     assert min(entropy) > 0.5, entropy
     assert summary["entropy_last"] == entropy[-1] and summary["seed"] == 1
+
+
+def test_hunt_probe_follows_the_script_with_scaled_rewards_and_its_report_runs(tmp_path):
+    """bench/hunt_probe.py (docs/hunt_collapse.md's measurements) runs the script's loop step for step: with
+    --reward-scale and --ortho-init it reaches the same return and entropy as the script with --reward-scale; and
+    bench/hunt_probe_report.py turns its log into the JSON and the figure."""
+    settings = dict(mode="hunt", num_updates=16, num_envs=4, frame_cap=16, entropy_coef=0.005)
+    result = run_script(
+        "bench/hunt_probe.py",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in settings.items()],
+        "--reward-scale=0.05",
+        "--ortho-init",
+        "--log-every=16",
+        "--tag=t",
+        f"--out={tmp_path / 'probe'}",
+    )
+    assert result.returncode == 0, result.stderr
+    probe = json.loads((tmp_path / "probe" / "t.jsonl").read_text().splitlines()[-1])
+    summary = a2c.main(
+        a2c.Config(
+            **settings,
+            reward_scale=0.05,
+            log_every=16,
+            gif_frames=0,
+            device="cpu",
+            run_dir=str(tmp_path / "run"),
+            checkpoint_dir=str(tmp_path / "ck"),
+        )
+    )
+    assert probe["last100"] == summary["mean_return_last_100"]
+    assert probe["entropy"] == pytest.approx(summary["entropy_last"], rel=1e-5)
+    report = run_script(
+        "bench/hunt_probe_report.py", "--runs", str(tmp_path / "probe"), "--tags", "t", "--out", str(tmp_path / "r")
+    )
+    assert report.returncode == 0, report.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["final"]["frames"] == 16 * 5 * 4
+    assert (tmp_path / "r.png").stat().st_size > 0
