@@ -50,12 +50,12 @@ def plot(records: list[dict], path: str, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
-    for ax, (key, title) in zip(axes.flat, PANELS):
+    for ax, (key, panel) in zip(axes.flat, PANELS):
         for record in records:
             frames = [row["frames"] / 1e6 for row in record["curve"]]
             values = [row[key] if row[key] is not None else float("nan") for row in record["curve"]]
             ax.plot(frames, values, label=f"{record.get('mode')} seed {record.get('seed')}")
-        ax.set(title=title, xlabel="million frames")
+        ax.set(title=panel, xlabel="million frames")
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
