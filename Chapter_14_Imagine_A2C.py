@@ -10,7 +10,7 @@ The book's `OnPolicy`, `ActorCritic` and loop, with `SubprocVecEnv` and `Rollout
 Run it:
     python Chapter_14_Imagine_A2C.py                         # regular mode, 30,000 updates (2.4 million frames)
     python Chapter_14_Imagine_A2C.py --mode hunt --num-updates 2000
-    python Chapter_14_Imagine_A2C.py --mode hunt --reward-scale 0.05 --entropy-coef 0.005  # docs/hunt_collapse.md
+    python Chapter_14_Imagine_A2C.py --mode hunt --reward-scale 0.05 --entropy-coef 0.005  # avoid too: docs/a2c.md
     python Chapter_14_Imagine_A2C.py --help
 
 Time of the default run: about 4 minutes on a 2-core CPU. The network is small: on a GPU it ran slower (about 10

@@ -133,7 +133,7 @@ def finite_state(state_dict: dict) -> bool:
 class RunConfig:
     """Fields shared by every script's hyperparameter dataclass (the scripts' own fields follow them)."""
 
-    seed: int = 1  # random seed: the same seed on the CPU gives the same numbers
+    seed: int = 1  # random seed: the same seed on the same kind of CPU gives the same numbers (docs/speed.md)
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
     run_dir: str = ""  # where outputs go; empty: runs/<script>/<date-time> in this repository
     show: bool = False  # also open the plots in a window at the end
