@@ -27,9 +27,9 @@ Run it (after Chapter_14_Imagine_A2C.py and Chapter_14_Imagination.py for the sa
     python Chapter_14_I2A.py --env-model <the book's env_model_regular>     # docs/install.md: the book's checkpoints
     python Chapter_14_I2A.py --help
 
-Time of the default run: about 26 minutes on a 2-core CPU with native bfloat16 (AVX-512 BF16), longer without
-(docs/i2a.md); about 6 minutes on a GPU (an H200 shared with other runs). The book's 1,000,000 updates would take
-weeks on a CPU.
+Time of the default run: about 26 minutes on a 2-core CPU with native bfloat16 (AVX-512 BF16), about 2 hours
+without (AVX2, float32; docs/i2a.md); about 6 minutes on a GPU (an H200 shared with other runs). The book's
+1,000,000 updates would take weeks on a CPU.
 Writes (under runs/Chapter_14_I2A/<date-time>/ or --run-dir): config.json, metrics.csv (every `log_every`
 updates: mean return of the last 100 episodes, losses, the distil policy's agreement with the agent, frames
 per second), learning_curve.png, episode.gif, i2a_<mode> and distil_policy_<mode> (state_dicts, in the run

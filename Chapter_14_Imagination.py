@@ -149,6 +149,10 @@ class BasicBlock(nn.Module):
     def pool_and_inject(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.maxpool(x)
         tiled = pooled.expand((x.size(0),) + self.in_shape)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            # the imagination's layout (Chapter_14_I2A.py): torch.cat keeps it only if every input has it, and a
+            # result in the default layout would be copied back by each of the next convolutions
+            tiled = tiled.contiguous(memory_format=torch.channels_last)
         return torch.cat([tiled, x], 1)
 
 
