@@ -17,6 +17,11 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --quick --work /tmp/quick --out /tmp/quick/table          # tiny: checks the CLI
     python bench/i2a_vs_a2c.py --modes hunt --reward-scale 0.05 --entropy-coef 0.005 --num-updates 30000 \
         --work runs/i2a_vs_a2c_scaled --out docs/i2a_vs_a2c_hunt_scaled   # hunt's learning settings (another --work)
+    python bench/i2a_vs_a2c.py --modes regular --no-run --keep docs/i2a_seeds.json --out docs/i2a_seeds
+
+`--keep FILE` carries over the runs (figures and curves) of an earlier record for every (mode, agent, seed) that
+<work> does not hold, so runs made on another day or machine, whose run directories are gone, and today's make one
+table and one figure; each run keeps the CPU it ran on (`cpu`, where it was recorded).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ def run(label: str, script, run_dir: Path, **fields) -> None:
     start, cpu = time.perf_counter(), time.process_time()
     script.main(script.Config(run_dir=str(run_dir), overwrite=True, **fields))
     times = dict(wall_s=round(time.perf_counter() - start, 2), cpu_s=round(time.process_time() - cpu, 2))
+    times["cpu"] = machine()["cpu"]  # same seed, same numbers only on the same kind of CPU (docs/speed.md)
     (run_dir / "process_times.json").write_text(json.dumps(times) + "\n")
 
 
@@ -180,7 +186,8 @@ def plot(rows: list[dict], path: str) -> None:
         ax.set(title=mode, xlabel="million frames")
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("mean return of the last 100 episodes")
-    fig.suptitle("MiniPacman: A2C, copy-model I2A and I2A (mean over seeds; band: lowest to highest seed)", fontsize=10)
+    agents = sorted({r["agent"] for r in rows}, key=lambda a: (a != "A2C", a != LABELS["copy"], a))
+    fig.suptitle(f"MiniPacman: {', '.join(agents)} (mean over seeds; band: lowest to highest seed)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -204,6 +211,7 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "runs" / "i2a_vs_a2c"), help="where the runs and models go")
     parser.add_argument("--no-run", action="store_true", help="only collect the runs already in --work")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the command line only")
+    parser.add_argument("--keep", help="an earlier record whose runs count where <work> has none")
     parser.add_argument("--out", help="path prefix: writes <out>.json and <out>.png")
     args = parser.parse_args()
     if args.quick:
@@ -215,6 +223,13 @@ def main() -> None:
     if not args.no_run:
         sweep(args, work)
     rows = collect(work, args.modes)
+    if args.keep:
+        have = {(r["mode"], r["agent"], r["seed"]) for r in rows}
+        earlier = json.loads(Path(args.keep).read_text())
+        kept_notes = {k: earlier[k] for k in ("machine", "made_by") if k in earlier}
+        rows += [
+            r for r in earlier["runs"] if r["mode"] in args.modes and (r["mode"], r["agent"], r["seed"]) not in have
+        ]
     if not rows:
         raise SystemExit(f"no finished runs of {', '.join(args.modes)} in {work}")
     summary = table(rows)
@@ -223,6 +238,7 @@ def main() -> None:
         machine=machine(),
         load_average=os.getloadavg(),
         settings=dict(num_updates=args.num_updates, num_envs=args.num_envs, env_model_updates=args.env_model_updates),
+        **({"kept_from": args.keep, "kept_record": kept_notes} if args.keep else {}),
         table=summary,
         runs=rows,
     )

@@ -395,3 +395,13 @@ def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     bench.main()
     assert "copy-model I2A hunt seed 1:" not in capsys.readouterr().err  # nothing run again
+    # --keep: an earlier record's runs (here seed 7's, made elsewhere) join the table where <work> has none
+    earlier = dict(record, runs=[dict(r, seed=7, mean_return_last_100=1.0) for r in record["runs"]])
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    keep = ["--no-run", "--keep", str(tmp_path / "earlier.json"), "--out", str(tmp_path / "merged")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--work", str(tmp_path / "work"), *keep])
+    bench.main()
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert [(r["agent"], r["seeds"]) for r in merged["table"]] == [("A2C", [1, 7]), ("copy-model I2A", [1, 7])]
+    assert merged["kept_from"] == str(tmp_path / "earlier.json")
+    assert all(r["cpu"] for r in merged["runs"])
