@@ -51,6 +51,7 @@ from common.runtime import (
     RunConfig,
     RunDir,
     check_finite,
+    check_numbers,
     check_ranges,
     cli,
     known,
@@ -70,7 +71,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from Chapter_14_Imagination import load_env_model, num_pixels, onehot_actions, pix_to_target, target_to_pix
-from Chapter_14_Imagine_A2C import ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
+from Chapter_14_Imagine_A2C import MODE_SETTINGS, ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
 
 
 @dataclass
@@ -84,8 +85,8 @@ class Config(RunConfig):
     hidden_size: int = 256  # the rollout encoder's GRU size (the book: 256)
     full_rollout: bool = True  # one rollout per action (True), or one rollout led by the distil policy (the book: True)
     gamma: float = 0.99  # discount (the book: 0.99)
-    entropy_coef: float = 0.01  # weight of the entropy bonus (the book: 0.01)
-    reward_scale: float = 1.0  # the learner sees each reward x this; returns are reported unscaled (not in the book)
+    entropy_coef: float | None = None  # weight of the entropy bonus; None: the mode's, as A2C's (the book: 0.01)
+    reward_scale: float | None = None  # learner's rewards x this (returns unscaled); None: the mode's (book: 1)
     value_loss_coef: float = 0.5  # weight of the critic's loss (the book: 0.5)
     max_grad_norm: float = 0.5  # gradient clipping (the book: 0.5)
     lr: float = 7e-4  # RMSprop learning rate of the agent (the book: 7e-4)
@@ -107,6 +108,10 @@ class Config(RunConfig):
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
         require(self.bf16 in BF16_CHOICES, f"--bf16 {self.bf16!r} is unknown: use auto, on or off")
+        for name, value in MODE_SETTINGS[self.mode].items():  # the A2C script's per-mode settings: the same learner
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        check_numbers(self)
         check_ranges(
             self,
             positive=("lr", "eps", "max_grad_norm", "distil_lr", "reward_scale"),

@@ -92,7 +92,8 @@ def main() -> None:
         "threads",
     ):
         option = "--num-updates" if name == updates_field else "--" + name.replace("_", "-")
-        parser.add_argument(option, dest=name, type=type(fields[name].default), default=fields[name].default)
+        default = a2c.BOOK_SETTINGS[name] if name in a2c.BOOK_SETTINGS else fields[name].default  # the book's
+        parser.add_argument(option, dest=name, type=type(default), default=default)
     parser.add_argument("--reward-scale", type=float, default=1.0, help="multiply the rewards the learner sees")
     parser.add_argument("--reward-clip", type=float, default=0.0, help="clip the learner's rewards to [-c, c] (0: off)")
     parser.add_argument("--ortho-init", action="store_true", help="ActorCritic.orthogonal_init (else the book's)")

@@ -5,7 +5,9 @@ For each mode and seed, in this order, every run with the scripts' defaults but 
 2. `Chapter_14_Imagination.py`: the environment model of that mode, trained on step 1's agent;
 3. `Chapter_14_I2A.py --rollout-depth d` for each d of --depths: imagining with step 2's model;
 4. `Chapter_14_I2A.py --copy-model`: the same agent imagining nothing (the paper's control for network size).
-A mode and seed's models stay in <work>/chain_<mode>_s<seed>, so no run reads another seed's models. Runs are made
+Every agent of a mode learns with the same reward scale and entropy bonus: the mode's (`MODE_SETTINGS` of
+Chapter_14_Imagine_A2C.py, the scripts' defaults) unless --reward-scale or --entropy-coef is given. A mode and seed's
+models stay in <work>/chain_<mode>_s<seed>, so no run reads another seed's models. Runs are made
 in this process, one after another (CPU seconds from the process clock); a run whose summary.json is in <work> is
 not made again, so a sweep can be stopped and resumed, or extended (`--modes hunt --depths 3 --agents i2a`).
 Writes <out>.json (every run; per mode and agent the mean return of the last 100 episodes +- 95% CI over seeds)
@@ -15,8 +17,9 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --modes avoid rush --seeds 1 --out docs/i2a_vs_a2c          # same --work: adds
     python bench/i2a_vs_a2c.py --modes hunt --seeds 1 2 3 --depths 3 --agents i2a --out docs/i2a_vs_a2c
     python bench/i2a_vs_a2c.py --quick --work /tmp/quick --out /tmp/quick/table          # tiny: checks the CLI
-    python bench/i2a_vs_a2c.py --modes hunt --reward-scale 0.05 --entropy-coef 0.005 --num-updates 30000 \
-        --work runs/i2a_vs_a2c_scaled --out docs/i2a_vs_a2c_hunt_scaled   # hunt's learning settings (another --work)
+    python bench/i2a_vs_a2c.py --modes hunt --num-updates 30000 --work runs/i2a_vs_a2c_long --out docs/i2a_vs_a2c_long
+    python bench/i2a_vs_a2c.py --modes hunt --reward-scale 1 --entropy-coef 0.01 \
+        --work runs/i2a_vs_a2c_book --out docs/i2a_vs_a2c_book    # the book's settings on hunt (another --work)
     python bench/i2a_vs_a2c.py --modes regular --no-run --keep docs/i2a_seeds.json --out docs/i2a_seeds
 
 `--keep FILE` carries over the runs (figures and curves) of an earlier record for every (mode, agent, seed) that
@@ -66,8 +69,12 @@ def sweep(args, work: Path) -> None:
     i2a = load_script("Chapter_14_I2A.py")
     common = dict(device=args.device, num_envs=args.num_envs, **({"threads": args.threads} if args.threads else {}))
     loop = dict(num_updates=args.num_updates, log_every=args.log_every, gif_frames=0, frame_cap=args.frame_cap)
-    loop.update(reward_scale=args.reward_scale, **({"entropy_coef": args.entropy_coef} if args.entropy_coef else {}))
     for mode in args.modes:
+        # every agent learns with the same settings: the mode's (the A2C script's MODE_SETTINGS) unless given
+        settings = {
+            k: getattr(args, k) if getattr(args, k) is not None else v for k, v in a2c.MODE_SETTINGS[mode].items()
+        }
+        loop.update(settings)
         for seed in args.seeds:
             chain = str(work / f"chain_{mode}_s{seed}")
             same = dict(common, mode=mode, seed=seed, checkpoint_dir=chain)
@@ -203,8 +210,8 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--frame-cap", type=int, default=1000, help="steps after which an episode is cut")
-    parser.add_argument("--reward-scale", type=float, default=1.0, help="A2C and I2A: the learner's rewards x this")
-    parser.add_argument("--entropy-coef", type=float, default=0.0, help="A2C and I2A (0: the scripts' default)")
+    parser.add_argument("--reward-scale", type=float, help="every agent's (default: the mode's, MODE_SETTINGS)")
+    parser.add_argument("--entropy-coef", type=float, help="every agent's (default: the mode's, MODE_SETTINGS)")
     parser.add_argument("--env-model-updates", type=int, default=0, help="0: the environment model's default")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: each script's default)")

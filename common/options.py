@@ -17,6 +17,7 @@ import dataclasses
 import inspect
 import re
 import sys
+import typing
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -57,13 +58,20 @@ def field_comments(config_cls: type) -> dict[str, str]:
     return comments
 
 
+def optional_kind(hint: Any) -> Any:
+    """`float | None` (a field whose default the script fills in, e.g. per mode) reads as float on the command
+    line; any other hint as itself."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and len(typing.get_args(hint)) == 2 else hint
+
+
 def dataclass_options(config_cls: type) -> list[Option]:
     hints = get_type_hints(config_cls)
     comments = field_comments(config_cls)
     options = []
     for field in dataclasses.fields(config_cls):
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
-        options.append(Option(field.name, hints[field.name], default, comments.get(field.name, "")))
+        options.append(Option(field.name, optional_kind(hints[field.name]), default, comments.get(field.name, "")))
     return options
 
 
@@ -137,7 +145,7 @@ def source_options(path: Path, class_name: str) -> list[Option] | None:
     for statement in node.body:
         if not isinstance(statement, ast.AnnAssign) or not isinstance(statement.target, ast.Name):
             continue
-        kind = KINDS.get(ast.unparse(statement.annotation).strip("'\""))
+        kind = KINDS.get(ast.unparse(statement.annotation).strip("'\"").removesuffix(" | None"))
         if kind is None or statement.value is None:
             return None
         try:

@@ -9,7 +9,7 @@ from functools import partial
 
 from common.minipacman import MiniPacman, episode_returns, step_rewards
 from common.rollout import RolloutStorage
-from common.runtime import load_checkpoint, save_checkpoint
+from common.runtime import UsageError, load_checkpoint, save_checkpoint
 from common.vec_env import SubprocVecEnv, make_vec_env
 
 import gymnasium as gym
@@ -288,6 +288,40 @@ def test_reward_scale_is_what_the_learner_sees_and_returns_stay_unscaled(tmp_pat
     assert set(np.round(raw, 6).ravel().tolist()) <= set(step_rewards("avoid"))  # the statistics: the game's units
     assert 0.1 in set(np.round(raw, 6).ravel().tolist())  # a step of avoid is worth 0.1 (the learner sees 0.005)
     assert summary["mean_return_last_100"] > -25 and summary["frames"] == 6 * 5 * 2
+
+
+@pytest.mark.parametrize("mode", a2c.MODES)
+def test_each_mode_takes_its_settings_unless_given(mode):
+    """hunt and avoid learn with the rewards x 0.05 and the entropy bonus halved (docs/a2c.md), the other modes with
+    the book's; a value given (--reward-scale 1) wins over the mode's, and config.json records what was used."""
+    config = a2c.Config(mode=mode)
+    expected = (0.05, 0.005) if mode in ("hunt", "avoid") else (1.0, 0.01)
+    assert (config.reward_scale, config.entropy_coef) == expected
+    assert a2c.Config(mode=mode, reward_scale=1.0, entropy_coef=0.02).reward_scale == 1.0
+    assert a2c.Config(mode=mode, entropy_coef=0.02).entropy_coef == 0.02
+    assert a2c.Config(mode=mode, reward_scale=0.5).entropy_coef == expected[1]
+    with pytest.raises(UsageError, match="--reward-scale must be positive"):
+        a2c.Config(mode=mode, reward_scale=0.0)
+
+
+def test_mode_settings_on_the_command_line(tmp_path):
+    """--help says where the default comes from; the run's config.json holds the mode's values."""
+    help_text = run_script("Chapter_14_Imagine_A2C.py", "--help").stdout
+    assert "None: the mode's" in help_text
+    result = run_script(
+        "Chapter_14_Imagine_A2C.py",
+        "--mode=avoid",
+        "--num-updates=2",
+        "--num-envs=2",
+        "--log-every=1",
+        "--gif-frames=0",
+        f"--run-dir={tmp_path / 'run'}",
+        f"--checkpoint-dir={tmp_path / 'ck'}",
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config = config.get("config", config)
+    assert (config["reward_scale"], config["entropy_coef"]) == (0.05, 0.005)
 
 
 def test_hunt_policy_keeps_its_entropy_early_on(tmp_path):

@@ -362,6 +362,14 @@ def test_copy_model_i2a_needs_no_environment_model_and_matches_the_agents_size(t
     assert {k: v.shape for k, v in agent.items()} == {k: v.shape for k, v in real.items()}
 
 
+@pytest.mark.parametrize("mode", ["regular", "hunt"])
+def test_i2a_learns_each_mode_with_the_a2c_scripts_settings(mode):
+    """The I2A agent is A2C's learner with imagination: the same per-mode reward scale and entropy bonus."""
+    config = i2a.Config(mode=mode)
+    assert dict(reward_scale=config.reward_scale, entropy_coef=config.entropy_coef) == a2c.MODE_SETTINGS[mode]
+    assert i2a.Config(mode=mode, reward_scale=1.0).reward_scale == 1.0
+
+
 def test_reward_scale_is_what_the_learner_sees(tmp_path, monkeypatch):
     """As in the A2C script: the rollout holds each reward x reward_scale, the episode statistics the game's own."""
     seen, learnt = [], []
@@ -391,6 +399,8 @@ def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
         ("hunt", "copy-model I2A", [1]),
     ]
     assert all(r["frames"] == 4 * 5 * 2 and r["cpu_s"] > 0 for r in record["runs"])
+    # every agent learns hunt with the mode's settings (the A2C script's MODE_SETTINGS)
+    assert {(r["reward_scale"], r["entropy_coef"]) for r in record["runs"]} == {(0.05, 0.005)}
     assert (tmp_path / "table.png").stat().st_size > 0
     capsys.readouterr()
     bench.main()
