@@ -89,6 +89,7 @@ class Config(RunConfig):
     lr: float = 1e-3  # Adam learning rate (the book: Adam's default, 1e-3)
     reward_coef: float = 0.1  # weight of the reward loss (the book: 0.1)
     reward_balance: float = 0.0  # reward classes weighted by (frequency so far)^-this: 0 the book's, 1 balanced
+    reward_head: str = "flat"  # flat: the book's layer over the whole map; pooled: max over the frame first (not in it)
     frame_cap: int = 1000  # steps after which a game is cut (the book: 1000)
     actor_critic: str = ""  # the agent that plays; empty: <checkpoint-dir>/actor_critic_<mode> (the A2C script)
     scripted_games: int = 0  # games (of num_envs) played by MiniPacman.scripted_action, not the agent (the book: 0)
@@ -104,6 +105,7 @@ class Config(RunConfig):
         super().__post_init__()
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
+        require(self.reward_head in REWARD_HEADS, f"--reward-head {self.reward_head!r} is unknown: use flat or pooled")
         check_ranges(
             self,
             positive=("lr",),
@@ -156,13 +158,21 @@ class BasicBlock(nn.Module):
         return torch.cat([tiled, x], 1)
 
 
+REWARD_HEADS = ("flat", "pooled")
+
+
 class EnvModel(nn.Module):
     """(frame, one-hot action planes) -> (logits of each pixel's colour class, logits of the reward class).
     Image logits come as (N*H*W, num_pixels), pixel by pixel in (frame, row, column) order, like the book's.
     The buffer `reward_values` records which rewards the classes stand for (the book's file lacks it: its
-    classes are regular's 0..9)."""
+    classes are regular's 0..9).
 
-    def __init__(self, in_shape, num_pixels: int, num_rewards: int):
+    The reward head: the book's ("flat") reads the whole 64 x 15 x 19 map through one linear layer, so it learns
+    each reward separately for every cell where it can happen, and a reward that is rare anyway (a ghost eaten, a
+    death) is seen a few times per cell. "pooled" (not in the book) takes each of the 64 maps' maximum over the
+    frame first: what happens at pacman's cell is learnt once for all cells (docs/imagination.md)."""
+
+    def __init__(self, in_shape, num_pixels: int, num_rewards: int, reward_head: str = "flat"):
         super().__init__()
         height, width = in_shape[1], in_shape[2]
         self.in_shape = tuple(in_shape)
@@ -177,7 +187,8 @@ class EnvModel(nn.Module):
             nn.Conv2d(64, 64, kernel_size=1),
             nn.ReLU(),
         )
-        self.reward_fc = nn.Linear(64 * height * width, num_rewards)
+        self.reward_head = reward_head
+        self.reward_fc = nn.Linear(64 if reward_head == "pooled" else 64 * height * width, num_rewards)
         self.register_buffer("reward_values", torch.full((num_rewards,), float("nan")))
 
     def forward(self, inputs: torch.Tensor):
@@ -189,7 +200,7 @@ class EnvModel(nn.Module):
         image = image.permute(0, 2, 3, 1).contiguous().view(-1, 256)
         image = self.image_fc(image)
         reward = self.reward_conv(x)
-        reward = reward.reshape(batch_size, -1)
+        reward = reward.amax((2, 3)) if self.reward_head == "pooled" else reward.reshape(batch_size, -1)
         reward = self.reward_fc(reward)
         return image, reward
 
@@ -302,7 +313,7 @@ def main(config: Config) -> dict:
         checkpoint=checkpoint.resolve(),
     )
 
-    env_model = new_env_model(config.mode, device)
+    env_model = new_env_model(config.mode, device, config.reward_head)
     optimizer = torch.optim.Adam(env_model.parameters(), lr=config.lr)
     criterion = nn.CrossEntropyLoss()
     reward_counts = torch.ones(len(reward_classes(config.mode)), device=device)  # each class seen so far, plus one
@@ -417,9 +428,9 @@ def reward_values(mode: str, device: torch.device) -> torch.Tensor:
     return torch.tensor(reward_classes(mode), dtype=torch.float32, device=device)
 
 
-def new_env_model(mode: str, device: torch.device) -> EnvModel:
+def new_env_model(mode: str, device: torch.device, reward_head: str = "flat") -> EnvModel:
     classes = reward_classes(mode)
-    model = EnvModel(MiniPacman.observation_space.shape, num_pixels, len(classes)).to(device)
+    model = EnvModel(MiniPacman.observation_space.shape, num_pixels, len(classes), reward_head).to(device)
     model.reward_values.copy_(torch.tensor(classes))
     return model
 
@@ -439,7 +450,10 @@ def load_env_model(path: str | Path, mode: str, device: torch.device, hint: str 
     if saved is None or saved.shape != classes.shape or not torch.allclose(saved.float(), classes, atol=1e-4):
         what = f"the rewards {saved.tolist()}" if saved is not None else "another mode"
         raise UsageError(f"checkpoint {path} is an environment model for {what}, not for --mode {mode}. {hint}")
-    model = EnvModel(MiniPacman.observation_space.shape, num_pixels, len(classes))
+    pooled = (
+        state["reward_fc.weight"].ndim == 2 and state["reward_fc.weight"].shape[1] == 64
+    )  # the head it was saved with
+    model = EnvModel(MiniPacman.observation_space.shape, num_pixels, len(classes), "pooled" if pooled else "flat")
     load_state(model, state, path, hint)
     return model.to(device)
 

@@ -4,6 +4,7 @@ checkpoint, held-out scores, command line, bad input)."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 from common.minipacman import MODES, MiniPacman, reward_classes, step_rewards
 from common.runtime import UsageError, save_checkpoint
@@ -248,6 +249,39 @@ def test_every_mode_trains(tmp_path, tiny_agent):
         img.load_env_model(tmp_path / "checkpoints" / "env_model_hunt", "regular", CPU)
 
 
+def test_the_pooled_reward_head_scores_an_event_the_same_wherever_it_happens(tmp_path):
+    """--reward-head pooled: the reward logits come from each of the 64 reward feature maps' maximum over the
+    frame, so a feature that lights up at one cell counts the same at any other; the book's flat head has a weight
+    per cell. Checked by moving the reward maps' cells around. The model saves and loads with its head (I2A loads
+    what the script trained)."""
+    torch.manual_seed(0)
+    pooled, flat = img.new_env_model("hunt", CPU, "pooled").eval(), img.new_env_model("hunt", CPU).eval()
+    assert pooled.reward_fc.in_features == 64 and flat.reward_fc.in_features == 64 * 15 * 19
+    maps = torch.rand(1, 64, 15, 19)
+    moved = maps.flatten(2)[:, :, torch.randperm(15 * 19)].view(1, 64, 15, 19)  # the same values, other cells
+    inputs = torch.zeros(1, 8, 15, 19)
+
+    class Fixed(torch.nn.Module):  # stands for the reward convolutions: these reward maps, whatever the input
+        def __init__(self, reward_maps):
+            super().__init__()
+            self.reward_maps = reward_maps
+
+        def forward(self, x):
+            return self.reward_maps
+
+    def reward_logits(model, reward_maps):
+        with torch.no_grad(), mock.patch.object(model, "reward_conv", Fixed(reward_maps)):
+            return model(inputs)[1]
+
+    assert torch.allclose(reward_logits(pooled, maps), reward_logits(pooled, moved))
+    assert not torch.allclose(reward_logits(flat, maps), reward_logits(flat, moved), atol=1e-4)
+    save_checkpoint(pooled.state_dict(), tmp_path / "env_model_hunt")
+    loaded = img.load_env_model(tmp_path / "env_model_hunt", "hunt", CPU).eval()
+    assert loaded.reward_head == "pooled"
+    with torch.no_grad():
+        assert torch.equal(loaded(inputs)[1], pooled(inputs)[1])
+
+
 def test_reward_class_weights_lift_the_rare_classes():
     counts = torch.tensor([9800.0, 150.0, 40.0, 10.0])  # "nothing", then rarer and rarer events
     assert torch.allclose(img.reward_class_weights(counts, 0.0), torch.ones(4))  # the book's unweighted loss
@@ -282,6 +316,7 @@ def test_mismatched_agent_checkpoint_is_one_line(tmp_path):
         (["--mode", "chase"], "--mode 'chase' is unknown"),
         (["--num-updates", "0"], "--num-updates must be at least 1"),
         (["--test-steps", "3", "--open-loop", "5"], "--test-steps must be more than --open-loop"),
+        (["--reward-head", "mean"], "--reward-head 'mean' is unknown: use flat or pooled"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
