@@ -63,8 +63,8 @@ MODE_SETTINGS = dict(
     regular=BOOK_SETTINGS,
     avoid=dict(reward_scale=0.05, entropy_coef=0.005),
     hunt=dict(reward_scale=0.05, entropy_coef=0.005),
-    ambush=BOOK_SETTINGS,  # neither learns it (docs/a2c.md)
-    rush=BOOK_SETTINGS,  # neither learns it (docs/a2c.md)
+    ambush=BOOK_SETTINGS,  # neither setting learns it (docs/a2c.md)
+    rush=BOOK_SETTINGS,  # neither setting learns it (docs/a2c.md)
 )
 
 
