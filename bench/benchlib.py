@@ -63,12 +63,23 @@ def load_script(name: str):
 
 
 def machine() -> dict:
+    """Where a figure was measured. The CPU's name comes with its widest vector instructions (AVX-512 with native
+    bfloat16, AVX-512, AVX2): the same seed gives the same numbers only on the same kind (docs/speed.md), and
+    I2A imagines in bfloat16 only where the CPU has it."""
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        for line in lines:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+        flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+        if "avx512_bf16" in flags:
+            cpu += " (AVX-512, native bfloat16)"
+        elif "avx512f" in flags:
+            cpu += " (AVX-512)"
+        elif "avx2" in flags:
+            cpu += " (AVX2)"
     except OSError:
         pass
     info = {

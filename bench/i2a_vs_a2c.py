@@ -46,6 +46,11 @@ LABELS = {"a2c": "A2C", "copy": "copy-model I2A", "i2a": "I2A"}
 QUICK = dict(num_updates=4, num_envs=2, log_every=2, env_model_updates=3, frame_cap=10)  # --quick: seconds
 
 
+def agent_order(agent: str) -> tuple:
+    """A2C first, then copy-model I2A, then I2A by rollout depth: the paper's order."""
+    return (agent != LABELS["a2c"], agent != LABELS["copy"], agent)
+
+
 def done(run_dir: Path) -> bool:
     path = run_dir / "summary.json"
     return path.is_file() and not json.loads(path.read_text()).get("interrupted")
@@ -151,7 +156,7 @@ def table(rows: list[dict]) -> list[dict]:
     """Per mode and agent: mean return of the last 100 episodes +- 95% CI over seeds."""
     out = []
     for mode in MODES:
-        agents = sorted({r["agent"] for r in rows if r["mode"] == mode}, key=lambda a: (a != "A2C", a))
+        agents = sorted({r["agent"] for r in rows if r["mode"] == mode}, key=agent_order)
         for agent in agents:
             mine = [r for r in rows if r["mode"] == mode and r["agent"] == agent]
             finite = [r["mean_return_last_100"] for r in mine if math.isfinite(r["mean_return_last_100"])]
@@ -182,7 +187,7 @@ def plot(rows: list[dict], path: str) -> None:
     modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
     for ax, mode in zip(axes[0], modes):
-        for agent in sorted({r["agent"] for r in rows if r["mode"] == mode}, key=lambda a: (a != "A2C", a)):
+        for agent in sorted({r["agent"] for r in rows if r["mode"] == mode}, key=agent_order):
             curves = [r["curve"] for r in rows if r["mode"] == mode and r["agent"] == agent and r["curve"]]
             length = min(len(c) for c in curves)
             frames = np.array([f for f, _ in curves[0][:length]]) / 1e6
@@ -193,7 +198,7 @@ def plot(rows: list[dict], path: str) -> None:
         ax.set(title=mode, xlabel="million frames")
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("mean return of the last 100 episodes")
-    agents = sorted({r["agent"] for r in rows}, key=lambda a: (a != "A2C", a != LABELS["copy"], a))
+    agents = sorted({r["agent"] for r in rows}, key=agent_order)
     fig.suptitle(f"MiniPacman: {', '.join(agents)} (mean over seeds; band: lowest to highest seed)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
