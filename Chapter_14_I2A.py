@@ -71,7 +71,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from Chapter_14_Imagination import load_env_model, num_pixels, onehot_actions, pix_to_target, target_to_pix
-from Chapter_14_Imagine_A2C import MODE_SETTINGS, ActorCritic, OnPolicy, make_env, play_episode, plot_learning_curve
+from Chapter_14_Imagine_A2C import (
+    ActorCritic,
+    OnPolicy,
+    fill_mode_settings,
+    make_env,
+    play_episode,
+    plot_learning_curve,
+)
 
 
 @dataclass
@@ -108,9 +115,7 @@ class Config(RunConfig):
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
         require(self.bf16 in BF16_CHOICES, f"--bf16 {self.bf16!r} is unknown: use auto, on or off")
-        for name, value in MODE_SETTINGS[self.mode].items():  # the A2C script's per-mode settings: the same learner
-            if getattr(self, name) is None:
-                setattr(self, name, value)
+        fill_mode_settings(self)  # the A2C script's per-mode settings: the same learner
         check_numbers(self)
         check_ranges(
             self,

@@ -68,6 +68,13 @@ MODE_SETTINGS = dict(
 )
 
 
+def fill_mode_settings(config) -> None:
+    """The fields of MODE_SETTINGS left at None take the values of the config's mode (this script's and I2A's)."""
+    for name, value in MODE_SETTINGS[config.mode].items():
+        if getattr(config, name) is None:
+            setattr(config, name, value)
+
+
 @dataclass
 class Config(RunConfig):
     mode: str = "regular"  # MiniPacman task: regular, avoid, hunt, ambush or rush (the book: regular)
@@ -94,9 +101,7 @@ class Config(RunConfig):
         super().__post_init__()
         require(self.mode in MODES, f"--mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
         require(self.vec_env in VEC_ENVS, f"--vec-env {self.vec_env!r} is unknown: use subproc or sync")
-        for name, value in MODE_SETTINGS[self.mode].items():  # the fields left at None take the mode's values
-            if getattr(self, name) is None:
-                setattr(self, name, value)
+        fill_mode_settings(self)
         check_numbers(self)
         check_ranges(
             self,
