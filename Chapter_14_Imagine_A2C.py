@@ -68,13 +68,6 @@ MODE_SETTINGS = dict(
 )
 
 
-def fill_mode_settings(config) -> None:
-    """The fields of MODE_SETTINGS left at None take the values of the config's mode (this script's and I2A's)."""
-    for name, value in MODE_SETTINGS[config.mode].items():
-        if getattr(config, name) is None:
-            setattr(config, name, value)
-
-
 @dataclass
 class Config(RunConfig):
     mode: str = "regular"  # MiniPacman task: regular, avoid, hunt, ambush or rush (the book: regular)
@@ -110,6 +103,13 @@ class Config(RunConfig):
             at_least_1=("num_envs", "num_updates", "num_steps", "frame_cap", "log_every"),
             fraction=("gamma", "alpha"),
         )
+
+
+def fill_mode_settings(config) -> None:
+    """The fields of MODE_SETTINGS left at None take the values of the config's mode (this script's and I2A's)."""
+    for name, value in MODE_SETTINGS[config.mode].items():
+        if getattr(config, name) is None:
+            setattr(config, name, value)
 
 
 class OnPolicy(nn.Module):
