@@ -74,12 +74,9 @@ def sweep(args, work: Path) -> None:
     i2a = load_script("Chapter_14_I2A.py")
     common = dict(device=args.device, num_envs=args.num_envs, **({"threads": args.threads} if args.threads else {}))
     loop = dict(num_updates=args.num_updates, log_every=args.log_every, gif_frames=0, frame_cap=args.frame_cap)
+    # every agent learns with the same settings: the mode's (None: each Config fills in MODE_SETTINGS) unless given
+    loop.update(reward_scale=args.reward_scale, entropy_coef=args.entropy_coef)
     for mode in args.modes:
-        # every agent learns with the same settings: the mode's (the A2C script's MODE_SETTINGS) unless given
-        settings = {
-            k: getattr(args, k) if getattr(args, k) is not None else v for k, v in a2c.MODE_SETTINGS[mode].items()
-        }
-        loop.update(settings)
         for seed in args.seeds:
             chain = str(work / f"chain_{mode}_s{seed}")
             same = dict(common, mode=mode, seed=seed, checkpoint_dir=chain)
