@@ -21,6 +21,8 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --modes hunt --reward-scale 1 --entropy-coef 0.01 \
         --work runs/i2a_vs_a2c_book --out docs/i2a_vs_a2c_book    # the book's settings on hunt (another --work)
     python bench/i2a_vs_a2c.py --modes regular --no-run --keep docs/i2a_seeds.json --out docs/i2a_seeds
+    python bench/i2a_vs_a2c.py --modes hunt --seeds 1 --num-updates 30000 --scripted-games 8 --reward-head pooled \
+        --work runs/i2a_hunt --out docs/i2a_vs_a2c_hunt    # hunt's model also sees ghosts eaten (docs/imagination.md)
 
 `--keep FILE` carries over the runs (figures and curves) of an earlier record for every (mode, agent, seed) that
 <work> does not hold, so runs made on another day or machine, whose run directories are gone, and today's make one
@@ -85,6 +87,8 @@ def sweep(args, work: Path) -> None:
                 run(f"A2C {mode} seed {seed}", a2c, work / f"a2c_{mode}_s{seed}", **same, **loop)
             if needs_model:
                 model_loop = dict(num_updates=args.env_model_updates) if args.env_model_updates else {}
+                # the model's data and reward head: the script's defaults (the agent alone, flat) unless given
+                model_loop.update(scripted_games=args.scripted_games, reward_head=args.reward_head)
                 quick = dict(test_steps=6, eval_every=0) if args.quick else {}
                 run(
                     f"environment model {mode} seed {seed}",
@@ -215,6 +219,10 @@ def main() -> None:
     parser.add_argument("--reward-scale", type=float, help="every agent's (default: the mode's, MODE_SETTINGS)")
     parser.add_argument("--entropy-coef", type=float, help="every agent's (default: the mode's, MODE_SETTINGS)")
     parser.add_argument("--env-model-updates", type=int, default=0, help="0: the environment model's default")
+    parser.add_argument(
+        "--scripted-games", type=int, default=0, help="of the env model's games, played by the scripted player"
+    )
+    parser.add_argument("--reward-head", choices=["flat", "pooled"], default="flat", help="the env model's reward head")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: each script's default)")
     parser.add_argument("--work", default=str(ROOT / "runs" / "i2a_vs_a2c"), help="where the runs and models go")
@@ -246,7 +254,13 @@ def main() -> None:
         benchmark="i2a_vs_a2c",
         machine=machine(),
         load_average=os.getloadavg(),
-        settings=dict(num_updates=args.num_updates, num_envs=args.num_envs, env_model_updates=args.env_model_updates),
+        settings=dict(
+            num_updates=args.num_updates,
+            num_envs=args.num_envs,
+            env_model_updates=args.env_model_updates,
+            scripted_games=args.scripted_games,
+            reward_head=args.reward_head,
+        ),
         **({"kept_from": args.keep, "kept_record": kept_notes} if args.keep else {}),
         table=summary,
         runs=rows,

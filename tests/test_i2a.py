@@ -415,3 +415,27 @@ def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
     assert [(r["agent"], r["seeds"]) for r in merged["table"]] == [("A2C", [1, 7]), ("copy-model I2A", [1, 7])]
     assert merged["kept_from"] == str(tmp_path / "earlier.json")
     assert all(r["cpu"] for r in merged["runs"])
+
+
+def test_comparison_bench_trains_the_mode_model_on_scripted_games_with_the_chosen_reward_head(tmp_path, monkeypatch):
+    """--scripted-games and --reward-head reach the environment model of the chain, and I2A imagines with it."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("i2a_vs_a2c")
+    argv = ["i2a_vs_a2c.py", "--quick", "--modes", "hunt", "--seeds", "1", "--agents", "i2a"]
+    options = [
+        "--scripted-games",
+        "1",
+        "--reward-head",
+        "pooled",
+        "--work",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "t"),
+    ]
+    monkeypatch.setattr(sys, "argv", [*argv, *options])
+    bench.main()
+    model_config = json.loads((tmp_path / "envmodel_hunt_s1" / "config.json").read_text())
+    assert (model_config["scripted_games"], model_config["reward_head"]) == (1, "pooled")
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert [(r["agent"], r["seeds"]) for r in record["table"]] == [("A2C", [1]), ("I2A depth 1", [1])]
+    assert (record["settings"]["scripted_games"], record["settings"]["reward_head"]) == (1, "pooled")
