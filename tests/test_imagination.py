@@ -367,3 +367,34 @@ def test_default_settings_fit_a_machine_with_6_gb_free(tmp_path, monkeypatch):
         img.main(img.Config(device="cpu", run_dir=str(tmp_path / "run")))
     with pytest.raises(UsageError, match="--num-envs x --test-steps needs about"):
         img.main(img.Config(device="cpu", test_steps=5000, run_dir=str(tmp_path / "run")))
+
+
+def test_event_predictability_bench_scores_a_model_against_the_best_possible(tmp_path, monkeypatch, capsys):
+    """bench/env_model_events.py at a tiny budget: every held-out transition replayed, per class the best possible
+    accuracy (from the full game state) beside the model's; a copy of a game steps exactly as the game does."""
+    import importlib
+    import sys
+
+    from Chapter_14_Imagination import new_env_model
+    from Chapter_14_Imagine_A2C import ActorCritic
+    from tests.conftest import ROOT
+
+    save_checkpoint(new_env_model("hunt", torch.device("cpu"), "pooled").state_dict(), tmp_path / "model")
+    save_checkpoint(ActorCritic(MiniPacman.observation_space.shape, 5).state_dict(), tmp_path / "agent")
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("env_model_events")
+    argv = ["--env-model", str(tmp_path / "model"), "--actor-critic", str(tmp_path / "agent"), "--num-envs", "2"]
+    argv += ["--scripted-games", "1", "--steps", "30", "--replays", "4", "--out", str(tmp_path / "events")]
+    monkeypatch.setattr(sys, "argv", ["env_model_events.py", *argv])
+    bench.main()
+    record = json.loads((tmp_path / "events.json").read_text())
+    assert record["transitions"] == 60 and sum(r["count"] for r in record["rows"]) == 60
+    nothing = next(r for r in record["rows"] if r["reward"] == 0.0)
+    assert 0.0 <= nothing["best_possible_accuracy"] <= 1.0 and 0.0 <= nothing["model_mean_prob_true_class"] <= 1.0
+    # the replays rest on this: a deep copy holds the whole state (ghosts' headings, power timer, random generator)
+    env = MiniPacman("hunt")
+    env.reset(seed=3)
+    twin = __import__("copy").deepcopy(env)
+    for action in (1, 2, 3, 4, 0):
+        a, b = env.step(action), twin.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:3] == b[1:3]
