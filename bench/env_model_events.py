@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from benchlib import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
@@ -34,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 def play(mode: str, num_envs: int, steps: int, scripted: int, actor_critic, replays: int, seed: int, frame_cap: int):
     """Held-out play with, for every transition, the frame, the action, the reward class it gave and the share of
     `replays` copies of the game (same action, fresh randomness) that gave each class."""
-    import torch
-
     from common.minipacman import MiniPacman, reward_classes
+
+    import torch
 
     values = np.array(reward_classes(mode))
     envs = [MiniPacman(mode, frame_cap) for _ in range(num_envs)]
