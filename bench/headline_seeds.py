@@ -77,6 +77,7 @@ def run_one(name: str, spec: dict, seed: int, work: Path, threads: int | None) -
     if threads:
         command += ["--threads", str(threads)]
     run_logged(command, work / f"{name}_s{seed}")
+    (work / f"{name}_s{seed}.machine.json").write_text(json.dumps(machine()) + "\n")  # the CPU the run had
 
 
 def collect(name: str, spec: dict, seed: int, work: Path) -> dict | None:
@@ -93,6 +94,9 @@ def collect(name: str, spec: dict, seed: int, work: Path) -> dict | None:
     timing = work / f"{name}_s{seed}.time"
     if timing.is_file():  # wall and CPU seconds of the whole process (run_one, or GNU time by hand)
         row.update(process_times(timing.read_text()))
+    where = work / f"{name}_s{seed}.machine.json"
+    if where.is_file():  # the same seed gives other numbers on another kind of CPU (docs/speed.md)
+        row["cpu"] = json.loads(where.read_text())["cpu"]
     return row
 
 
@@ -121,7 +125,10 @@ def main() -> None:
     parser.add_argument("--out", help="the JSON record (per-seed figures, mean +- 95%% CI)")
     parser.add_argument("--keep", help="an earlier record whose rows count where <work> has no run")
     args = parser.parse_args()
-    kept = json.loads(Path(args.keep).read_text())["runs"] if args.keep else []
+    kept = []
+    if args.keep:  # each kept row names its CPU: its own, or the earlier record's machine
+        earlier = json.loads(Path(args.keep).read_text())
+        kept = [dict(r, cpu=r.get("cpu") or earlier["machine"]["cpu"]) for r in earlier["runs"]]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     names = args.only or list(HEADLINES)

@@ -85,3 +85,46 @@ def test_fast_help_is_the_scripts_own_help(script, monkeypatch):
     assert result.returncode == 0 and result.stdout == own
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "numpy" not in imported and "torch" not in imported  # answered before the heavy imports
+
+
+def test_headline_seeds_record_names_each_runs_cpu(tmp_path, monkeypatch, capsys):
+    """bench/headline_seeds.py --no-run: a run in <work> names the CPU it ran on (its .machine.json), a row kept from
+    an earlier record names that record's machine, and the mean +- CI covers both."""
+    import importlib
+    import json
+    import sys
+
+    from tests.conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("headline_seeds")
+    (tmp_path / "a2c_s3").mkdir()
+    (tmp_path / "a2c_s3" / "summary.json").write_text(json.dumps(dict(mean_return_last_100=66.7, seconds=300)))
+    (tmp_path / "a2c_s3.machine.json").write_text(json.dumps(dict(cpu="Intel Xeon (AVX-512, native bfloat16)")))
+    earlier = dict(
+        machine=dict(cpu="AMD EPYC (AVX-512, native bfloat16)"),
+        runs=[dict(headline="a2c", seed=s, mean_return_last_100=v) for s, v in ((1, 69.9), (2, 75.5), (3, 68.0))],
+    )
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    argv = [
+        "--only",
+        "a2c",
+        "--seeds",
+        "3",
+        "--no-run",
+        "--work",
+        str(tmp_path),
+        "--keep",
+        str(tmp_path / "earlier.json"),
+    ]
+    monkeypatch.setattr(sys, "argv", ["headline_seeds.py", *argv, "--out", str(tmp_path / "out.json")])
+    bench.main()
+    capsys.readouterr()
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert [(r["seed"], r["mean_return_last_100"], r["cpu"].split()[0]) for r in record["runs"]] == [
+        (3, 66.7, "Intel"),
+        (1, 69.9, "AMD"),
+        (2, 75.5, "AMD"),
+    ]
+    assert record["results"]["a2c"]["seeds"] == [1, 2, 3]
+    assert record["results"]["a2c"]["mean_return_last_100"]["values"] == [69.9, 75.5, 66.7]
