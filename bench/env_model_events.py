@@ -81,11 +81,11 @@ def main() -> None:
 
     from Chapter_14_Imagination import load_actor_critic, load_env_model, onehot_actions
 
-    torch.manual_seed(args.seed)
     torch.set_num_threads(1)
     device = torch.device("cpu")
     model = load_env_model(args.env_model, args.mode, device).eval()
     agent, _ = load_actor_critic(argparse.Namespace(actor_critic=args.actor_critic), device)
+    torch.manual_seed(args.seed)  # after building the models: the same games whichever model is scored
     start = time.perf_counter()
     data, values = play(
         args.mode, args.num_envs, args.steps, args.scripted_games, agent, args.replays, args.seed, args.frame_cap
