@@ -21,12 +21,14 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --modes hunt --reward-scale 1 --entropy-coef 0.01 \
         --work runs/i2a_vs_a2c_book --out docs/i2a_vs_a2c_book    # the book's settings on hunt (another --work)
     python bench/i2a_vs_a2c.py --modes regular --no-run --keep docs/i2a_seeds.json --out docs/i2a_seeds
-    python bench/i2a_vs_a2c.py --modes hunt --seeds 1 --num-updates 30000 --scripted-games 8 --reward-head pooled \
+    python bench/i2a_vs_a2c.py --modes hunt --seeds 1 --num-updates 20000 --scripted-games 8 --reward-head pooled \
         --work runs/i2a_hunt --out docs/i2a_vs_a2c_hunt    # hunt's model also sees ghosts eaten (docs/imagination.md)
 
 `--keep FILE` carries over the runs (figures and curves) of an earlier record for every (mode, agent, seed) that
 <work> does not hold, so runs made on another day or machine, whose run directories are gone, and today's make one
-table and one figure; each run keeps the CPU it ran on (`cpu`, where it was recorded).
+table and one figure; each run keeps the CPU it ran on (`cpu`, where it was recorded). `--at-frames F` scores every
+longer run by its logged row at F frames (and cuts its curve there), so runs of different lengths compare at equal
+frames.
 """
 
 from __future__ import annotations
@@ -153,6 +155,18 @@ def collect(work: Path, modes: list[str]) -> list[dict]:
     return rows
 
 
+def cut(row: dict, frames: int) -> dict:
+    """A run longer than `frames` as it stood then: its logged row at `frames` (a run of that length gives the same
+    numbers: nothing in A2C or I2A depends on the total number of updates) and its curve up to there."""
+    if row["frames"] <= frames:
+        return row
+    at = [value for f, value in row["curve"] if f == frames]
+    if not at:
+        raise SystemExit(f"{row['agent']} {row['mode']} seed {row['seed']} logged no row at {frames} frames")
+    curve = [(f, value) for f, value in row["curve"] if f <= frames]
+    return dict(row, frames=frames, mean_return_last_100=at[0], scored_at=frames, run_frames=row["frames"], curve=curve)
+
+
 def table(rows: list[dict]) -> list[dict]:
     """Per mode and agent: mean return of the last 100 episodes +- 95% CI over seeds."""
     out = []
@@ -230,6 +244,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the command line only")
     parser.add_argument("--keep", help="an earlier record whose runs count where <work> has none")
     parser.add_argument("--out", help="path prefix: writes <out>.json and <out>.png")
+    parser.add_argument("--at-frames", type=int, help="score longer runs by their logged row at this many frames")
     args = parser.parse_args()
     if args.quick:
         for key, value in QUICK.items():
@@ -249,6 +264,8 @@ def main() -> None:
         ]
     if not rows:
         raise SystemExit(f"no finished runs of {', '.join(args.modes)} in {work}")
+    if args.at_frames:
+        rows = [cut(r, args.at_frames) for r in rows]
     summary = table(rows)
     record = dict(
         benchmark="i2a_vs_a2c",

@@ -415,6 +415,13 @@ def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
     assert [(r["agent"], r["seeds"]) for r in merged["table"]] == [("A2C", [1, 7]), ("copy-model I2A", [1, 7])]
     assert merged["kept_from"] == str(tmp_path / "earlier.json")
     assert all(r["cpu"] for r in merged["runs"])
+    # --at-frames: longer runs scored by their logged row at those frames, their curves cut there
+    at = ["--no-run", "--at-frames", "20", "--out", str(tmp_path / "at20")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--work", str(tmp_path / "work"), *at])
+    bench.main()
+    cut = json.loads((tmp_path / "at20.json").read_text())
+    assert all(r["frames"] == 20 and r["run_frames"] == 40 and r["curve"][-1][0] == 20 for r in cut["runs"])
+    assert [r["frames"] for r in cut["table"]] == [[20], [20]]
 
 
 def test_comparison_bench_trains_the_mode_model_on_scripted_games_with_the_chosen_reward_head(tmp_path, monkeypatch):
