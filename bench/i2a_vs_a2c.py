@@ -89,7 +89,7 @@ def sweep(args, work: Path) -> None:
                 run(f"A2C {mode} seed {seed}", a2c, work / f"a2c_{mode}_s{seed}", **same, **loop)
             if needs_model:
                 model_loop = dict(num_updates=args.env_model_updates) if args.env_model_updates else {}
-                # the model's data and reward head: the script's defaults (the agent alone, flat) unless given
+                # the model's data and reward head: the mode's (None: MODEL_SETTINGS of the script) unless given
                 model_loop.update(scripted_games=args.scripted_games, reward_head=args.reward_head)
                 quick = dict(test_steps=6, eval_every=0) if args.quick else {}
                 run(
@@ -234,9 +234,9 @@ def main() -> None:
     parser.add_argument("--entropy-coef", type=float, help="every agent's (default: the mode's, MODE_SETTINGS)")
     parser.add_argument("--env-model-updates", type=int, default=0, help="0: the environment model's default")
     parser.add_argument(
-        "--scripted-games", type=int, default=0, help="of the env model's games, played by the scripted player"
+        "--scripted-games", type=int, help="the env model's games played by the scripted player (default: the mode's)"
     )
-    parser.add_argument("--reward-head", choices=["flat", "pooled"], default="flat", help="the env model's reward head")
+    parser.add_argument("--reward-head", choices=["flat", "pooled"], help="the env model's (default: the mode's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: each script's default)")
     parser.add_argument("--work", default=str(ROOT / "runs" / "i2a_vs_a2c"), help="where the runs and models go")

@@ -398,3 +398,20 @@ def test_event_predictability_bench_scores_a_model_against_the_best_possible(tmp
     for action in (1, 2, 3, 4, 0):
         a, b = env.step(action), twin.step(action)
         assert np.array_equal(a[0], b[0]) and a[1:3] == b[1:3]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_takes_its_model_settings_unless_given(mode):
+    """hunt and ambush: half the games scripted and the pooled reward head (their agent never eats a ghost, and the
+    book's flat head learns none: docs/imagination.md); the other modes the book's (no scripted game, flat); a value
+    given wins, and the share follows --num-envs."""
+    from Chapter_14_Imagination import Config
+
+    config = Config(mode=mode)
+    expected = (8, "pooled") if mode in ("hunt", "ambush") else (0, "flat")
+    assert (config.scripted_games, config.reward_head) == expected
+    assert Config(mode=mode, num_envs=4).scripted_games == expected[0] // 4  # half of 4 games, or none
+    given = Config(mode=mode, scripted_games=3, reward_head="flat")
+    assert (given.scripted_games, given.reward_head) == (3, "flat")
+    with pytest.raises(UsageError, match="--reward-head"):
+        Config(mode=mode, reward_head="mean")
