@@ -380,3 +380,30 @@ def test_hunt_probe_follows_the_script_with_scaled_rewards_and_its_report_runs(t
     assert report.returncode == 0, report.stderr
     assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["final"]["frames"] == 16 * 5 * 4
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_play_events_bench_counts_what_an_agent_does(tmp_path, monkeypatch, capsys):
+    """bench/play_events.py on an A2C run directory: every game played to its end, its events counted as the game
+    reports them (in hunt a game's return is its pills + 10 x its ghosts - 20 x its death)."""
+    import importlib
+    import json
+    import sys
+
+    from common.minipacman import MiniPacman
+    from common.runtime import save_checkpoint
+
+    from tests.conftest import ROOT
+
+    run = tmp_path / "a2c_run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(dict(mode="hunt", frame_cap=30)))
+    save_checkpoint(a2c.ActorCritic(MiniPacman.observation_space.shape, 5).state_dict(), run / "actor_critic_hunt")
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("play_events")
+    monkeypatch.setattr(
+        sys, "argv", ["play_events.py", "--run-dir", str(run), "--episodes", "20", "--out", str(tmp_path / "e.json")]
+    )
+    bench.main()
+    games = json.loads((tmp_path / "e.json").read_text())["rows"][0]["games"]
+    assert len(games) == 20 and all(1 <= g["length"] <= 30 for g in games)
+    assert all(g["ret"] == pytest.approx(g["pill"] + 10 * g["ghost_eaten"] - 20 * g["killed"]) for g in games)
