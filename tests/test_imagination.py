@@ -402,13 +402,13 @@ def test_event_predictability_bench_scores_a_model_against_the_best_possible(tmp
 
 @pytest.mark.parametrize("mode", MODES)
 def test_each_mode_takes_its_model_settings_unless_given(mode):
-    """hunt and ambush: half the games scripted and the pooled reward head (their agent never eats a ghost, and the
-    book's flat head learns none: docs/imagination.md); the other modes the book's (no scripted game, flat); a value
-    given wins, and the share follows --num-envs."""
+    """every mode but regular: half the games scripted and the pooled reward head (their agent seldom meets the
+    task's events, and the book's settings learn none: docs/imagination.md); regular the book's (no scripted game,
+    flat); a value given wins, and the share follows --num-envs."""
     from Chapter_14_Imagination import Config
 
     config = Config(mode=mode)
-    expected = (8, "pooled") if mode in ("hunt", "ambush") else (0, "flat")
+    expected = (0, "flat") if mode == "regular" else (8, "pooled")
     assert (config.scripted_games, config.reward_head) == expected
     assert Config(mode=mode, num_envs=4).scripted_games == expected[0] // 4  # half of 4 games, or none
     given = Config(mode=mode, scripted_games=3, reward_head="flat")
