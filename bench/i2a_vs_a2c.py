@@ -21,8 +21,7 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --modes hunt --reward-scale 1 --entropy-coef 0.01 \
         --work runs/i2a_vs_a2c_book --out docs/i2a_vs_a2c_book    # the book's settings on hunt (another --work)
     python bench/i2a_vs_a2c.py --modes regular --no-run --keep docs/i2a_seeds.json --out docs/i2a_seeds
-    python bench/i2a_vs_a2c.py --modes hunt --seeds 1 --num-updates 20000 --scripted-games 8 --reward-head pooled \
-        --work runs/i2a_hunt --out docs/i2a_vs_a2c_hunt    # hunt's model also sees ghosts eaten (docs/imagination.md)
+    python bench/i2a_vs_a2c.py --modes hunt --seeds 1 --num-updates 20000 --work runs/hunt --out docs/i2a_vs_a2c_hunt
 
 `--keep FILE` carries over the runs (figures and curves) of an earlier record for every (mode, agent, seed) that
 <work> does not hold, so runs made on another day or machine, whose run directories are gone, and today's make one
