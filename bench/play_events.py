@@ -52,20 +52,24 @@ def play(agent, mode: str, frame_cap: int, episodes: int, num_envs: int = 16) ->
 
     import torch
 
-    envs = [MiniPacman(mode, frame_cap) for _ in range(num_envs)]
-    started = 0
-    states = []
-    for env in envs:
-        states.append(env.reset(seed=2 * 10**6 + started)[0])
+    envs = [MiniPacman(mode, frame_cap) for _ in range(min(num_envs, episodes))]
+    states, tallies, started = [None] * len(envs), [None] * len(envs), 0
+
+    def new_game(i: int) -> None:  # env i starts the next game (seed 2 * 10**6 + its number) with a fresh tally
+        nonlocal started
+        states[i] = envs[i].reset(seed=2 * 10**6 + started)[0]
+        tallies[i] = dict(ret=0.0, length=0, food=0, pill=0, ghost_eaten=0, killed=0)
         started += 1
-    tallies = [dict(ret=0.0, length=0, food=0, pill=0, ghost_eaten=0, killed=0) for _ in envs]
-    done, active = [], list(range(num_envs))
+
+    for i in range(len(envs)):
+        new_game(i)
+    done, active = [], list(range(len(envs)))
     while active:
         with torch.no_grad():
             actions = agent.act(torch.from_numpy(np.stack([states[i] for i in active]))).view(-1).tolist()
         still = []
         for i, action in zip(active, actions):
-            state, reward, terminated, truncated, info = envs[i].step(action)
+            states[i], reward, terminated, truncated, info = envs[i].step(action)
             t = tallies[i]
             t["ret"] += reward
             t["length"] += 1
@@ -73,13 +77,9 @@ def play(agent, mode: str, frame_cap: int, episodes: int, num_envs: int = 16) ->
                 t[key] += info[key]
             if terminated or truncated:
                 done.append(dict(t, ret=round(t["ret"], 2)))
-                if started < episodes:
-                    state = envs[i].reset(seed=2 * 10**6 + started)[0]
-                    started += 1
-                    tallies[i] = dict(ret=0.0, length=0, food=0, pill=0, ghost_eaten=0, killed=0)
-                else:
-                    continue
-            states[i] = state
+                if started == episodes:
+                    continue  # this env is finished
+                new_game(i)
             still.append(i)
         active = still
     return done
