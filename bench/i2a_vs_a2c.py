@@ -10,7 +10,8 @@ Chapter_14_Imagine_A2C.py, the scripts' defaults) unless --reward-scale or --ent
 models stay in <work>/chain_<mode>_s<seed>, so no run reads another seed's models. Runs are made
 in this process, one after another (CPU seconds from the process clock); a run whose summary.json is in <work> is
 not made again, so a sweep can be stopped and resumed, or extended (`--modes hunt --depths 3 --agents i2a`).
-Writes <out>.json (every run; per mode and agent the mean return of the last 100 episodes +- 95% CI over seeds)
+Writes <out>.json (every run; per mode and agent the mean return of the last 100 episodes +- 95% CI over seeds;
+per mode each I2A minus A2C and minus copy-model I2A, paired by seed, +- 95% CI)
 and <out>.png (the paper's layout: one panel per task, each agent's mean curve over seeds with a band).
 
     python bench/i2a_vs_a2c.py --modes regular hunt ambush --seeds 1 2 3 --out docs/i2a_vs_a2c
@@ -23,8 +24,8 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --modes regular --no-run --keep docs/i2a_seeds.json --out docs/i2a_seeds
     python bench/i2a_vs_a2c.py --modes hunt --seeds 1 --num-updates 20000 --work runs/hunt --out docs/i2a_vs_a2c_hunt
 
-`--keep FILE` carries over the runs (figures and curves) of an earlier record for every (mode, agent, seed) that
-<work> does not hold, so runs made on another day or machine, whose run directories are gone, and today's make one
+`--keep FILE [FILE ...]` carries over the runs (figures and curves) of earlier records for every (mode, agent, seed)
+that <work> does not hold (the first record holding it gives it), so runs made on another day or machine, whose run directories are gone, and today's make one
 table and one figure; each run keeps the CPU it ran on (`cpu`, where it was recorded). `--at-frames F` scores every
 longer run by its logged row at F frames (and cuts its curve there), so runs of different lengths compare at equal
 frames.
@@ -189,6 +190,28 @@ def table(rows: list[dict]) -> list[dict]:
     return out
 
 
+def paired(rows: list[dict]) -> list[dict]:
+    """Per mode, each I2A against A2C and against copy-model I2A on the seeds both ran: the mean of the per-seed
+    differences of return +- 95% CI (the goal: above zero beyond the CI)."""
+    out = []
+    for mode in MODES:
+        by_agent = {}
+        for r in rows:
+            if r["mode"] == mode:
+                by_agent.setdefault(r["agent"], {})[r["seed"]] = r["mean_return_last_100"]
+        for agent in sorted(by_agent, key=agent_order):
+            if not agent.startswith("I2A"):
+                continue
+            for reference in (LABELS["a2c"], LABELS["copy"]):
+                seeds = sorted(set(by_agent[agent]) & set(by_agent.get(reference, {})))
+                if not seeds:
+                    continue
+                diffs = [by_agent[agent][s] - by_agent[reference][s] for s in seeds]
+                mean, ci = mean_ci(diffs)
+                out.append(dict(mode=mode, agent=agent, minus=reference, seeds=seeds, mean_difference=mean, ci95=ci))
+    return out
+
+
 def plot(rows: list[dict], path: str) -> None:
     """The paper's layout: one panel per task; per agent the mean curve over seeds, shaded between the lowest and
     the highest seed."""
@@ -241,7 +264,7 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "runs" / "i2a_vs_a2c"), help="where the runs and models go")
     parser.add_argument("--no-run", action="store_true", help="only collect the runs already in --work")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the command line only")
-    parser.add_argument("--keep", help="an earlier record whose runs count where <work> has none")
+    parser.add_argument("--keep", nargs="+", default=[], help="earlier records whose runs count where <work> has none")
     parser.add_argument("--out", help="path prefix: writes <out>.json and <out>.png")
     parser.add_argument("--at-frames", type=int, help="score longer runs by their logged row at this many frames")
     args = parser.parse_args()
@@ -254,10 +277,11 @@ def main() -> None:
     if not args.no_run:
         sweep(args, work)
     rows = collect(work, args.modes)
-    if args.keep:
+    kept_notes = {}
+    for keep in args.keep:  # the first record that holds a (mode, agent, seed) gives it
         have = {(r["mode"], r["agent"], r["seed"]) for r in rows}
-        earlier = json.loads(Path(args.keep).read_text())
-        kept_notes = {k: earlier[k] for k in ("machine", "made_by") if k in earlier}
+        earlier = json.loads(Path(keep).read_text())
+        kept_notes[keep] = {k: earlier[k] for k in ("machine", "made_by") if k in earlier}
         rows += [
             r for r in earlier["runs"] if r["mode"] in args.modes and (r["mode"], r["agent"], r["seed"]) not in have
         ]
@@ -265,7 +289,7 @@ def main() -> None:
         raise SystemExit(f"no finished runs of {', '.join(args.modes)} in {work}")
     if args.at_frames:
         rows = [cut(r, args.at_frames) for r in rows]
-    summary = table(rows)
+    summary, differences = table(rows), paired(rows)
     record = dict(
         benchmark="i2a_vs_a2c",
         machine=machine(),
@@ -277,8 +301,9 @@ def main() -> None:
             scripted_games=args.scripted_games,
             reward_head=args.reward_head,
         ),
-        **({"kept_from": args.keep, "kept_record": kept_notes} if args.keep else {}),
+        **({"kept_from": args.keep, "kept_records": kept_notes} if args.keep else {}),
         table=summary,
+        paired=differences,
         runs=rows,
     )
     if args.out:
@@ -289,6 +314,10 @@ def main() -> None:
     for r in summary:
         ci = f" +- {r['ci95']:.1f}" if r["ci95"] is not None else ""
         print(f"{r['mode']:8s} {r['agent']:16s} {str(r['seeds']):10s} {r['mean_return']:.1f}{ci:18s} {r['per_seed']}")
+    for d in differences:
+        ci = f" +- {d['ci95']:.1f}" if d["ci95"] is not None else ""
+        pair = f"{d['agent']} minus {d['minus']} (paired, seeds {d['seeds']})"
+        print(f"{d['mode']:8s} {pair}: {d['mean_difference']:+.1f}{ci}")
 
 
 if __name__ == "__main__":

@@ -413,8 +413,32 @@ def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
     bench.main()
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert [(r["agent"], r["seeds"]) for r in merged["table"]] == [("A2C", [1, 7]), ("copy-model I2A", [1, 7])]
-    assert merged["kept_from"] == str(tmp_path / "earlier.json")
+    assert merged["kept_from"] == [str(tmp_path / "earlier.json")]
     assert all(r["cpu"] for r in merged["runs"])
+    assert merged["paired"] == []  # no I2A in these runs
+    # several records: the first that holds a run gives it; an I2A seed 7 in a second record is paired with A2C's
+    i2a_row = dict(record["runs"][0], agent="I2A depth 1", seed=7, mean_return_last_100=4.0)
+    (tmp_path / "more.json").write_text(json.dumps(dict(record, runs=[i2a_row, dict(i2a_row, agent="A2C")])))
+    keep = [
+        "--no-run",
+        "--keep",
+        str(tmp_path / "earlier.json"),
+        str(tmp_path / "more.json"),
+        "--out",
+        str(tmp_path / "m2"),
+    ]
+    monkeypatch.setattr(sys, "argv", [*argv, "--work", str(tmp_path / "work"), *keep])
+    bench.main()
+    merged = json.loads((tmp_path / "m2.json").read_text())
+    assert [(r["agent"], r["seeds"]) for r in merged["table"]] == [
+        ("A2C", [1, 7]),
+        ("copy-model I2A", [1, 7]),
+        ("I2A depth 1", [7]),
+    ]
+    assert [(d["minus"], d["seeds"], d["mean_difference"]) for d in merged["paired"]] == [
+        ("A2C", [7], 3.0),  # 4.0 - earlier.json's 1.0: the first record holding A2C seed 7 gives it
+        ("copy-model I2A", [7], 3.0),
+    ]
     # --at-frames: longer runs scored by their logged row at those frames, their curves cut there
     at = ["--no-run", "--at-frames", "20", "--out", str(tmp_path / "at20")]
     monkeypatch.setattr(sys, "argv", [*argv, "--work", str(tmp_path / "work"), *at])
