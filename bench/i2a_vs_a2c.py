@@ -25,10 +25,10 @@ and <out>.png (the paper's layout: one panel per task, each agent's mean curve o
     python bench/i2a_vs_a2c.py --modes hunt --seeds 1 --num-updates 20000 --work runs/hunt --out docs/i2a_vs_a2c_hunt
 
 `--keep FILE [FILE ...]` carries over the runs (figures and curves) of earlier records for every (mode, agent, seed)
-that <work> does not hold (the first record holding it gives it), so runs made on another day or machine, whose run directories are gone, and today's make one
-table and one figure; each run keeps the CPU it ran on (`cpu`, where it was recorded). `--at-frames F` scores every
-longer run by its logged row at F frames (and cuts its curve there), so runs of different lengths compare at equal
-frames.
+that <work> does not hold (the first record holding it gives it), so runs made on another day or machine, whose run
+directories are gone, and today's make one table and one figure; each run keeps the CPU it ran on (`cpu`, where it
+was recorded). `--at-frames F` scores every longer run by its logged row at F frames (and cuts its curve there), so
+runs of different lengths compare at equal frames.
 """
 
 from __future__ import annotations
