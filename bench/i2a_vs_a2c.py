@@ -134,7 +134,9 @@ def collect(work: Path, modes: list[str]) -> list[dict]:
         summary = json.loads(summary_path.read_text())
         agent = f"I2A depth {config['rollout_depth']}" if kind == "i2a" else LABELS[kind]
         with open(summary_path.parent / "metrics.csv", newline="") as f:
-            curve = [(float(r["frames"]), float(r["mean_return_last_100"])) for r in csv.DictReader(f)]
+            logged = list(csv.DictReader(f))
+        curve = [(float(r["frames"]), float(r["mean_return_last_100"])) for r in logged]
+        lengths = [(float(r["frames"]), float(r["mean_length_last_100"])) for r in logged]
         times_path = summary_path.parent / "process_times.json"
         rows.append(
             dict(
@@ -149,7 +151,9 @@ def collect(work: Path, modes: list[str]) -> list[dict]:
                 seconds=summary["seconds"],
                 **(json.loads(times_path.read_text()) if times_path.is_file() else {}),
                 run_dir=str(summary_path.parent),
+                mean_length_last_100=lengths[-1][1] if lengths else None,
                 curve=curve,
+                length_curve=lengths,
             )
         )
     return rows
@@ -164,7 +168,17 @@ def cut(row: dict, frames: int) -> dict:
     if not at:
         raise SystemExit(f"{row['agent']} {row['mode']} seed {row['seed']} logged no row at {frames} frames")
     curve = [(f, value) for f, value in row["curve"] if f <= frames]
-    return dict(row, frames=frames, mean_return_last_100=at[0], scored_at=frames, run_frames=row["frames"], curve=curve)
+    lengths = [(f, value) for f, value in row.get("length_curve", []) if f <= frames]
+    length = dict(mean_length_last_100=lengths[-1][1], length_curve=lengths) if lengths else {}
+    return dict(
+        row,
+        frames=frames,
+        mean_return_last_100=at[0],
+        scored_at=frames,
+        run_frames=row["frames"],
+        curve=curve,
+        **length,
+    )
 
 
 def table(rows: list[dict]) -> list[dict]:
@@ -176,6 +190,13 @@ def table(rows: list[dict]) -> list[dict]:
             mine = [r for r in rows if r["mode"] == mode and r["agent"] == agent]
             finite = [r["mean_return_last_100"] for r in mine if math.isfinite(r["mean_return_last_100"])]
             mean, ci = mean_ci(finite) if finite else (float("nan"), None)
+            lengths = [r["mean_length_last_100"] for r in mine if r.get("mean_length_last_100") is not None]
+            survival = {}
+            if lengths:
+                by_seed = [round(r["mean_length_last_100"], 1) for r in sorted(mine, key=lambda r: r["seed"])]
+                survival = dict(
+                    mean_length=mean_ci(lengths)[0], length_ci95=mean_ci(lengths)[1], per_seed_length=by_seed
+                )
             out.append(
                 dict(
                     mode=mode,
@@ -185,6 +206,7 @@ def table(rows: list[dict]) -> list[dict]:
                     mean_return=mean,
                     ci95=ci,
                     per_seed=[round(r["mean_return_last_100"], 2) for r in sorted(mine, key=lambda r: r["seed"])],
+                    **survival,  # the mean episode length of the last 100 episodes, where the runs logged it
                 )
             )
     return out
@@ -310,10 +332,12 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
         plot(rows, f"{args.out}.png")
-    print(f"{'mode':8s} {'agent':16s} {'seeds':10s} {'mean return +- 95% CI':24s} per seed")
+    print(f"{'mode':8s} {'agent':16s} {'seeds':10s} {'mean return +- 95% CI':24s} {'episode length':16s} per seed")
     for r in summary:
         ci = f" +- {r['ci95']:.1f}" if r["ci95"] is not None else ""
-        print(f"{r['mode']:8s} {r['agent']:16s} {str(r['seeds']):10s} {r['mean_return']:.1f}{ci:18s} {r['per_seed']}")
+        length = f"{r['mean_length']:.0f}" if "mean_length" in r else "-"
+        score = f"{r['mean_return']:.1f}{ci}"
+        print(f"{r['mode']:8s} {r['agent']:16s} {str(r['seeds']):10s} {score:24s} {length:16s} {r['per_seed']}")
     for d in differences:
         ci = f" +- {d['ci95']:.1f}" if d["ci95"] is not None else ""
         pair = f"{d['agent']} minus {d['minus']} (paired, seeds {d['seeds']})"

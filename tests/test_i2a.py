@@ -445,6 +445,11 @@ def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
     bench.main()
     cut = json.loads((tmp_path / "at20.json").read_text())
     assert all(r["frames"] == 20 and r["run_frames"] == 40 and r["curve"][-1][0] == 20 for r in cut["runs"])
+    # the episode length (survival) is scored at the same frames: the logged row's
+    assert all(
+        r["mean_length_last_100"] == r["length_curve"][-1][1] and r["length_curve"][-1][0] == 20 for r in cut["runs"]
+    )
+    assert all(len(r["per_seed_length"]) == len(r["seeds"]) for r in cut["table"])
     assert [r["frames"] for r in cut["table"]] == [[20], [20]]
 
 
