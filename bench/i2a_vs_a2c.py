@@ -213,22 +213,24 @@ def table(rows: list[dict]) -> list[dict]:
 
 
 def paired(rows: list[dict]) -> list[dict]:
-    """Per mode, each I2A against A2C and against copy-model I2A on the seeds both ran: the mean of the per-seed
-    differences of return +- 95% CI (the goal: above zero beyond the CI)."""
+    """Per mode, each I2A against A2C and against copy-model I2A on the seeds both ran on the same CPU (a seed's
+    chain is one CPU's: another CPU gives another run, docs/speed.md): the mean of the per-seed differences of return
+    +- 95% CI (the goal: above zero beyond the CI)."""
     out = []
     for mode in MODES:
         by_agent = {}
         for r in rows:
             if r["mode"] == mode:
-                by_agent.setdefault(r["agent"], {})[r["seed"]] = r["mean_return_last_100"]
+                by_agent.setdefault(r["agent"], {})[r["seed"]] = r
         for agent in sorted(by_agent, key=agent_order):
             if not agent.startswith("I2A"):
                 continue
             for reference in (LABELS["a2c"], LABELS["copy"]):
-                seeds = sorted(set(by_agent[agent]) & set(by_agent.get(reference, {})))
+                mine, theirs = by_agent[agent], by_agent.get(reference, {})
+                seeds = sorted(s for s in set(mine) & set(theirs) if mine[s].get("cpu") == theirs[s].get("cpu"))
                 if not seeds:
                     continue
-                diffs = [by_agent[agent][s] - by_agent[reference][s] for s in seeds]
+                diffs = [mine[s]["mean_return_last_100"] - theirs[s]["mean_return_last_100"] for s in seeds]
                 mean, ci = mean_ci(diffs)
                 out.append(dict(mode=mode, agent=agent, minus=reference, seeds=seeds, mean_difference=mean, ci95=ci))
     return out

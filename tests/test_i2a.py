@@ -439,6 +439,11 @@ def test_comparison_bench_runs_and_resumes(tmp_path, monkeypatch, capsys):
         ("A2C", [7], 3.0),  # 4.0 - earlier.json's 1.0: the first record holding A2C seed 7 gives it
         ("copy-model I2A", [7], 3.0),
     ]
+    # runs of one seed made on two kinds of CPU are two chains: not paired
+    (tmp_path / "more.json").write_text(json.dumps(dict(record, runs=[dict(i2a_row, cpu="another CPU")])))
+    monkeypatch.setattr(sys, "argv", [*argv, "--work", str(tmp_path / "work"), *keep])
+    bench.main()
+    assert json.loads((tmp_path / "m2.json").read_text())["paired"] == []
     # --at-frames: longer runs scored by their logged row at those frames, their curves cut there
     at = ["--no-run", "--at-frames", "20", "--out", str(tmp_path / "at20")]
     monkeypatch.setattr(sys, "argv", [*argv, "--work", str(tmp_path / "work"), *at])
