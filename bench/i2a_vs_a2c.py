@@ -238,7 +238,7 @@ def paired(rows: list[dict]) -> list[dict]:
 
 def plot(rows: list[dict], path: str) -> None:
     """The paper's layout: one panel per task; per agent the mean curve over seeds, shaded between the lowest and
-    the highest seed."""
+    the highest seed. A second row shows the mean episode length (survival) where every run logged it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,19 +246,27 @@ def plot(rows: list[dict], path: str) -> None:
     import numpy as np
 
     modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
-    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
-    for ax, mode in zip(axes[0], modes):
-        for agent in sorted({r["agent"] for r in rows if r["mode"] == mode}, key=agent_order):
-            curves = [r["curve"] for r in rows if r["mode"] == mode and r["agent"] == agent and r["curve"]]
-            length = min(len(c) for c in curves)
-            frames = np.array([f for f, _ in curves[0][:length]]) / 1e6
-            values = np.array([[v for _, v in c[:length]] for c in curves])
-            line = ax.plot(frames, np.nanmean(values, 0), label=f"{agent} ({len(curves)} seeds)")[0]
-            if len(curves) > 1:
-                ax.fill_between(frames, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
-        ax.set(title=mode, xlabel="million frames")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("mean return of the last 100 episodes")
+    panels = [("curve", "mean return of the last 100 episodes")]
+    if all(r.get("length_curve") for r in rows):
+        panels.append(("length_curve", "mean episode length, last 100"))
+    fig, axes = plt.subplots(
+        len(panels), len(modes), figsize=(4.2 * len(modes), 3.4 * len(panels)), squeeze=False, sharex="col"
+    )
+    for row_axes, (key, ylabel) in zip(axes, panels):
+        for ax, mode in zip(row_axes, modes):
+            for agent in sorted({r["agent"] for r in rows if r["mode"] == mode}, key=agent_order):
+                curves = [r[key] for r in rows if r["mode"] == mode and r["agent"] == agent and r[key]]
+                length = min(len(c) for c in curves)
+                frames = np.array([f for f, _ in curves[0][:length]]) / 1e6
+                values = np.array([[v for _, v in c[:length]] for c in curves])
+                line = ax.plot(frames, np.nanmean(values, 0), label=f"{agent} ({len(curves)} seeds)")[0]
+                if len(curves) > 1:
+                    ax.fill_between(frames, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+            ax.set(title=mode if key == "curve" else "")
+        row_axes[0].set_ylabel(ylabel)
+    for ax in axes[-1]:
+        ax.set_xlabel("million frames")
+    axes[0][0].legend(fontsize=7)
     agents = sorted({r["agent"] for r in rows}, key=agent_order)
     fig.suptitle(f"MiniPacman: {', '.join(agents)} (mean over seeds; band: lowest to highest seed)", fontsize=10)
     fig.tight_layout()
