@@ -292,10 +292,10 @@ def test_reward_scale_is_what_the_learner_sees_and_returns_stay_unscaled(tmp_pat
 
 @pytest.mark.parametrize("mode", a2c.MODES)
 def test_each_mode_takes_its_settings_unless_given(mode):
-    """hunt and avoid learn with the rewards x 0.05 and the entropy bonus halved (docs/a2c.md), the other modes with
-    the book's; a value given (--reward-scale 1) wins over the mode's, and config.json records what was used."""
+    """hunt, avoid and ambush learn with the rewards x 0.05 and the entropy bonus halved (docs/a2c.md), regular and
+    rush with the book's; a value given (--reward-scale 1) wins over the mode's; config.json records what was used."""
     config = a2c.Config(mode=mode)
-    expected = (0.05, 0.005) if mode in ("hunt", "avoid") else (1.0, 0.01)
+    expected = (0.05, 0.005) if mode in ("hunt", "avoid", "ambush") else (1.0, 0.01)
     assert (config.reward_scale, config.entropy_coef) == expected
     assert a2c.Config(mode=mode, reward_scale=1.0, entropy_coef=0.02).reward_scale == 1.0
     assert a2c.Config(mode=mode, entropy_coef=0.02).entropy_coef == 0.02
