@@ -238,7 +238,8 @@ def paired(rows: list[dict]) -> list[dict]:
 
 def plot(rows: list[dict], path: str) -> None:
     """The paper's layout: one panel per task; per agent the mean curve over seeds, shaded between the lowest and
-    the highest seed. A second row shows the mean episode length (survival) where every run logged it."""
+    the highest seed. A second row shows the mean episode length (survival) where the runs logged it (records made
+    before 2026-12-06 did not keep it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,7 +248,7 @@ def plot(rows: list[dict], path: str) -> None:
 
     modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
     panels = [("curve", "mean return of the last 100 episodes")]
-    if all(r.get("length_curve") for r in rows):
+    if any(r.get("length_curve") for r in rows):
         panels.append(("length_curve", "mean episode length, last 100"))
     fig, axes = plt.subplots(
         len(panels), len(modes), figsize=(4.2 * len(modes), 3.4 * len(panels)), squeeze=False, sharex="col"
@@ -255,7 +256,9 @@ def plot(rows: list[dict], path: str) -> None:
     for row_axes, (key, ylabel) in zip(axes, panels):
         for ax, mode in zip(row_axes, modes):
             for agent in sorted({r["agent"] for r in rows if r["mode"] == mode}, key=agent_order):
-                curves = [r[key] for r in rows if r["mode"] == mode and r["agent"] == agent and r[key]]
+                curves = [r[key] for r in rows if r["mode"] == mode and r["agent"] == agent and r.get(key)]
+                if not curves:
+                    continue
                 length = min(len(c) for c in curves)
                 frames = np.array([f for f, _ in curves[0][:length]]) / 1e6
                 values = np.array([[v for _, v in c[:length]] for c in curves])
@@ -263,6 +266,8 @@ def plot(rows: list[dict], path: str) -> None:
                 if len(curves) > 1:
                     ax.fill_between(frames, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
             ax.set(title=mode if key == "curve" else "")
+            if not ax.lines:
+                ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="gray")
         row_axes[0].set_ylabel(ylabel)
     for ax in axes[-1]:
         ax.set_xlabel("million frames")
