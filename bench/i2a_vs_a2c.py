@@ -271,7 +271,9 @@ def plot(rows: list[dict], path: str) -> None:
         row_axes[0].set_ylabel(ylabel)
     for ax in axes[-1]:
         ax.set_xlabel("million frames")
-    axes[0][0].legend(fontsize=7)
+    for ax in axes[0]:
+        if ax.lines:
+            ax.legend(fontsize=7)  # per task: its agents and their numbers of seeds
     agents = sorted({r["agent"] for r in rows}, key=agent_order)
     fig.suptitle(f"MiniPacman: {', '.join(agents)} (mean over seeds; band: lowest to highest seed)", fontsize=10)
     fig.tight_layout()
