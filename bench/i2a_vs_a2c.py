@@ -190,12 +190,13 @@ def table(rows: list[dict]) -> list[dict]:
             mine = [r for r in rows if r["mode"] == mode and r["agent"] == agent]
             finite = [r["mean_return_last_100"] for r in mine if math.isfinite(r["mean_return_last_100"])]
             mean, ci = mean_ci(finite) if finite else (float("nan"), None)
-            lengths = [r["mean_length_last_100"] for r in mine if r.get("mean_length_last_100") is not None]
+            logged = sorted((r for r in mine if r.get("mean_length_last_100") is not None), key=lambda r: r["seed"])
             survival = {}
-            if lengths:
-                by_seed = [round(r["mean_length_last_100"], 1) for r in sorted(mine, key=lambda r: r["seed"])]
+            if logged:  # older records kept no episode length
+                lengths = [r["mean_length_last_100"] for r in logged]
+                length_mean, length_ci = mean_ci(lengths)
                 survival = dict(
-                    mean_length=mean_ci(lengths)[0], length_ci95=mean_ci(lengths)[1], per_seed_length=by_seed
+                    mean_length=length_mean, length_ci95=length_ci, per_seed_length=[round(v, 1) for v in lengths]
                 )
             out.append(
                 dict(
