@@ -187,10 +187,10 @@ def table(rows: list[dict]) -> list[dict]:
     for mode in MODES:
         agents = sorted({r["agent"] for r in rows if r["mode"] == mode}, key=agent_order)
         for agent in agents:
-            mine = [r for r in rows if r["mode"] == mode and r["agent"] == agent]
+            mine = sorted((r for r in rows if r["mode"] == mode and r["agent"] == agent), key=lambda r: r["seed"])
             finite = [r["mean_return_last_100"] for r in mine if math.isfinite(r["mean_return_last_100"])]
             mean, ci = mean_ci(finite) if finite else (float("nan"), None)
-            logged = sorted((r for r in mine if r.get("mean_length_last_100") is not None), key=lambda r: r["seed"])
+            logged = [r for r in mine if r.get("mean_length_last_100") is not None]
             survival = {}
             if logged:  # older records kept no episode length
                 lengths = [r["mean_length_last_100"] for r in logged]
@@ -202,11 +202,11 @@ def table(rows: list[dict]) -> list[dict]:
                 dict(
                     mode=mode,
                     agent=agent,
-                    seeds=sorted(r["seed"] for r in mine),
+                    seeds=[r["seed"] for r in mine],
                     frames=sorted({r["frames"] for r in mine}),
                     mean_return=mean,
                     ci95=ci,
-                    per_seed=[round(r["mean_return_last_100"], 2) for r in sorted(mine, key=lambda r: r["seed"])],
+                    per_seed=[round(r["mean_return_last_100"], 2) for r in mine],
                     **survival,  # the mean episode length of the last 100 episodes, where the runs logged it
                 )
             )
